@@ -1,0 +1,31 @@
+"""Canonical architecture documents: model, hash, string form, loading from files and names."""
+
+from __future__ import annotations
+
+from nas.arch._io import load_architecture, save_architecture
+from nas.arch._model import (
+    SCHEMA_VERSION,
+    Activation,
+    Architecture,
+    Block,
+    BlockType,
+    Head,
+    Stem,
+    parse_architecture,
+)
+from nas.arch._string import from_string, to_string
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Activation",
+    "Architecture",
+    "Block",
+    "BlockType",
+    "Head",
+    "Stem",
+    "from_string",
+    "load_architecture",
+    "parse_architecture",
+    "save_architecture",
+    "to_string",
+]

@@ -1,0 +1,37 @@
+"""One exception root for the library; the API and the CLI translate it in one place each."""
+
+from __future__ import annotations
+
+
+class NASError(Exception):
+    """Root of every error the library raises on purpose."""
+
+
+class SpaceError(NASError):
+    """A search-space file is malformed or names something unknown."""
+
+    def __init__(self, source: str, field: str, reason: str) -> None:
+        self.source, self.field, self.reason = source, field, reason
+        super().__init__(f"{source}: {field}: {reason}")
+
+
+class ArchitectureError(NASError):
+    """An architecture document is malformed, or is not a member of its space."""
+
+    def __init__(self, field: str, reason: str, source: str | None = None) -> None:
+        self.field, self.reason, self.source = field, reason, source
+        prefix = f"{source}: " if source else ""
+        super().__init__(f"{prefix}{field}: {reason}")
+
+
+class NotFoundError(NASError):
+    """A named thing (space, reference, device profile, search) does not exist."""
+
+    def __init__(self, kind: str, name: str, known: list[str] | None = None) -> None:
+        self.kind, self.name = kind, name
+        hint = f" (known: {', '.join(sorted(known))})" if known else ""
+        super().__init__(f"unknown {kind} {name!r}{hint}")
+
+
+class ExportError(NASError):
+    """A model could not be exported or checked in the target runtime."""
