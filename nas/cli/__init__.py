@@ -1,0 +1,35 @@
+"""The ``nas`` command: one typer app assembled from one module per command group."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from nas.cli import arch, spaces
+from nas.errors import NASError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Platform-aware neural architecture search.")
+app.add_typer(arch.app, name="arch", help="Inspect, sample and export architectures.")
+app.add_typer(spaces.app, name="spaces", help="Search spaces.")
+
+
+def main() -> None:
+    """Entry point: library errors become one line on stderr and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except NASError as exc:
+        print(f"error: {exc}", file=sys.stderr)  # noqa: T201
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)  # noqa: T201
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,29 @@
+"""One settings class shared by the library, the API and the workers (environment prefix ``NAS_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NAS_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default=Path("runs"), description="Where the embedded database and artefacts live.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite in NAS_HOME.")
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    log_level: str = "INFO"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.home.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.home / 'nas.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
