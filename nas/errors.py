@@ -35,3 +35,23 @@ class NotFoundError(NASError):
 
 class ExportError(NASError):
     """A model could not be exported or checked in the target runtime."""
+
+
+class DatasetError(NASError):
+    """A proxy dataset cannot be loaded: names the path and what is wrong with it."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: {reason}")
+
+
+class RewardError(NASError):
+    """A reward specification or a value given to it is invalid: names the field and the reason."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field, self.reason = field, reason
+        super().__init__(f"{field}: {reason}")
+
+
+class TrainingError(NASError):
+    """A proxy training run was asked for something impossible (e.g. data and network class counts differ)."""
