@@ -55,3 +55,8 @@ class RewardError(NASError):
 
 class TrainingError(NASError):
     """A proxy training run was asked for something impossible (e.g. data and network class counts differ)."""
+
+
+class LatencyError(NASError):
+    """A latency cannot be measured or predicted: a malformed device profile, a runtime that is not
+    available here, a network that does not run on the profile, or missing lookup-table entries."""

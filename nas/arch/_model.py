@@ -68,7 +68,7 @@ class Head(_Frozen):
 
 
 class Architecture(_Frozen):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     space: str | None = None
     resolution: int = Field(default=224, ge=32, le=1024)
     num_classes: int = Field(default=1000, ge=1, le=100_000)

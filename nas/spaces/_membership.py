@@ -86,6 +86,7 @@ def _block_problems(space: SearchSpace, st: StageSpace, block: Block, cin: int,
     stride = st.stride if first else 1
     if block.stride != stride:
         found.append(("stride", f"must be {stride} in this position"))
+    natural: float
     if block.type is BlockType.mbconv:
         natural, divisor = cin, math.lcm(space.definition.channel_divisor, block.groups)
     elif block.type is BlockType.shufflev2:

@@ -1,0 +1,1 @@
+"""Thin shell over nas/ (see README)."""

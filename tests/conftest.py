@@ -1,0 +1,35 @@
+"""Shared fixtures: an isolated NAS_HOME per test session, few torch threads, devices to test on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    home = tmp_path_factory.mktemp("nas-home")
+    os.environ.setdefault("NAS_HOME", str(home))
+    from nas.settings import get_settings
+
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _few_threads() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def torch_devices() -> list[str]:
+    import torch
+
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]
