@@ -60,3 +60,15 @@ class TrainingError(NASError):
 class LatencyError(NASError):
     """A latency cannot be measured or predicted: a malformed device profile, a runtime that is not
     available here, a network that does not run on the profile, or missing lookup-table entries."""
+
+
+class SpecError(NASError):
+    """A search spec (YAML file or API body) is malformed."""
+
+    def __init__(self, source: str, field: str, reason: str) -> None:
+        self.source, self.field, self.reason = source, field, reason
+        super().__init__(f"{source}: {field}: {reason}")
+
+
+class SearchError(NASError):
+    """A search cannot start or continue (unknown study, inconsistent resume, ...)."""

@@ -6,12 +6,15 @@ import sys
 
 import typer
 
-from nas.cli import arch, spaces
+from nas.cli import arch, devices, latency, run, spaces
 from nas.errors import NASError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Platform-aware neural architecture search.")
 app.add_typer(arch.app, name="arch", help="Inspect, sample and export architectures.")
 app.add_typer(spaces.app, name="spaces", help="Search spaces.")
+app.add_typer(latency.app, name="latency", help="Measure and predict latency on device profiles.")
+app.add_typer(devices.app, name="devices", help="Device profiles for latency.")
+app.command("run")(run.run)
 
 
 def main() -> None:

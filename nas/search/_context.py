@@ -1,0 +1,48 @@
+"""Everything a strategy may look at while it searches: spec, study, space, target and reward."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nas.arch import Architecture
+from nas.rewards import RewardKind, RewardSpec
+from nas.search._spec import SearchSpec
+from nas.spaces import SearchSpace
+
+if TYPE_CHECKING:
+    import optuna
+
+
+@dataclass
+class SearchContext:
+    spec: SearchSpec
+    study: optuna.Study
+    space: SearchSpace
+    num_classes: int
+    target_ms: float
+    reward: RewardSpec
+    storage_url: str
+    run_dir: Path
+
+    @property
+    def pareto(self) -> bool:
+        return self.reward.kind is RewardKind.pareto
+
+    def decode(self, choices: dict[str, Any]) -> Architecture:
+        """Choices -> architecture at the deployment resolution with the dataset's class count."""
+        arch = self.space.decode(choices, num_classes=self.num_classes)
+        return arch.with_(resolution=self.spec.latency.resolution)
+
+    def constraints_func(self, trial: optuna.trial.FrozenTrial) -> list[float]:
+        """Optuna constraint (feasible iff <= 0): only Pareto searches constrain latency to the target."""
+        if not self.pareto:
+            return [0.0]
+        latency = trial.user_attrs.get("latency_ms")
+        return [float(latency) - self.target_ms] if latency is not None else [float("inf")]
+
+    def checkpoint_path(self, trial_number: int) -> Path:
+        path = self.run_dir / "checkpoints" / f"trial-{trial_number:05d}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path

@@ -1,0 +1,134 @@
+"""The unit of work: train one candidate on the proxy task, judge its latency on the device.
+
+Requests and results are small JSON-able pydantic models, so the same functions run in-process
+(local executor) and in Celery workers (``workers/``), which receive nothing but these documents.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from nas.arch import Architecture, parse_architecture
+from nas.data import DatasetSpec
+from nas.proxies import TrainRecipe
+
+if TYPE_CHECKING:
+    from nas.data import ProxyData
+
+log = logging.getLogger(__name__)
+
+
+class TrainRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    storage_url: str
+    study_name: str
+    trial_id: int
+    trial_number: int
+    architecture: dict[str, Any]
+    dataset: DatasetSpec
+    recipe: TrainRecipe
+    report: bool = True
+    """Report each epoch's accuracy to the trial so the study's pruner can stop it."""
+    init_checkpoint: str | None = None
+    save_checkpoint: str | None = None
+
+
+class TrainOutcome(BaseModel):
+    accuracy: float
+    val_accuracy: list[float]
+    epochs_run: int
+    pruned: bool
+    diverged: bool
+    train_seconds: float
+    device: str
+    inherited: int = 0
+    checkpoint: str | None = None
+
+
+class LatencyRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    architecture: dict[str, Any]
+    device: str
+    mode: Literal["measured", "predicted"]
+
+
+class LatencyOutcome(BaseModel):
+    ms: float
+    source: Literal["measured", "predicted"]
+    p10_ms: float | None = None
+    p90_ms: float | None = None
+    runs: int | None = None
+    device: str
+    fingerprint: str | None = None
+
+
+@lru_cache(maxsize=4)
+def _dataset(spec: DatasetSpec) -> ProxyData:
+    from nas.data import load_dataset
+
+    return load_dataset(spec)
+
+
+def dataset_classes(spec: DatasetSpec) -> int:
+    return _dataset(spec).num_classes
+
+
+def train_candidate(req: TrainRequest) -> TrainOutcome:
+    """Proxy-train one candidate; pruning decisions come from the study's pruner through RDB storage."""
+    import optuna
+    import torch
+
+    from nas.proxies import optuna_reporter, train_and_evaluate
+
+    arch = parse_architecture(req.architecture)
+    report = None
+    if req.report:
+        study = optuna.load_study(study_name=req.study_name, storage=_storage(req.storage_url))
+        report = optuna_reporter(optuna.trial.Trial(study, req.trial_id))
+    init_state = None
+    if req.init_checkpoint:
+        init_state = torch.load(req.init_checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    result = train_and_evaluate(arch, _dataset(req.dataset), req.recipe, report=report, init_state=init_state)
+    checkpoint = None
+    if req.save_checkpoint and not result.pruned:
+        from pathlib import Path
+
+        from nas.export import export_state
+
+        export_state(arch, Path(req.save_checkpoint), model=_load_state(arch, result.state_dict),
+                     provenance={"trial": req.trial_number, "study": req.study_name,
+                                 "recipe": req.recipe.model_dump(mode="json"), "dataset": req.dataset.name})
+        checkpoint = req.save_checkpoint
+    log.info("trial %d (%s): accuracy %.4f after %d epochs%s", req.trial_number, arch.hash, result.accuracy,
+             result.epochs_run, " (pruned)" if result.pruned else "")
+    return TrainOutcome(accuracy=result.accuracy, val_accuracy=result.val_accuracy, epochs_run=result.epochs_run,
+                        pruned=result.pruned, diverged=result.diverged, train_seconds=result.train_seconds,
+                        device=result.device, inherited=result.inherited, checkpoint=checkpoint)
+
+
+def _load_state(arch: Architecture, state: dict[str, Any]) -> Any:
+    from nas.builder import build_model
+
+    model = build_model(arch)
+    model.load_state_dict(state)
+    return model
+
+
+@lru_cache(maxsize=8)
+def _storage(url: str) -> Any:
+    from nas.search._study import rdb_storage
+
+    return rdb_storage(url)
+
+
+def judge_latency(req: LatencyRequest) -> LatencyOutcome:
+    """Latency at the architecture's own (deployment) resolution, measured on this machine or predicted."""
+    from nas.search._latency import judge
+
+    return judge(parse_architecture(req.architecture), req.device, req.mode)

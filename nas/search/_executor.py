@@ -1,0 +1,71 @@
+"""Executors evaluate jobs: in-process here, on Celery workers in ``workers/``. Same interface for both."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from nas.search._evaluate import (
+    LatencyOutcome,
+    LatencyRequest,
+    TrainOutcome,
+    TrainRequest,
+    judge_latency,
+    train_candidate,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    trial_number: int
+    train: TrainRequest
+    latency: LatencyRequest
+
+
+@dataclass
+class JobResult:
+    job: Job
+    latency: LatencyOutcome | None = None
+    train: TrainOutcome | None = None
+    error: str | None = None
+
+
+class Executor(ABC):
+    """Runs jobs and yields their results as they finish (any order).
+
+    Contract: every job yields exactly one result; a job that raised yields ``error`` set, never an
+    exception, so the driver can record the failure and go on.
+    """
+
+    parallelism: int = 1
+
+    @abstractmethod
+    def run(self, jobs: list[Job]) -> Iterator[JobResult]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release workers, connections."""
+
+
+class LocalExecutor(Executor):
+    """In-process, one job at a time: latency first (seconds), then training (the long part)."""
+
+    parallelism = 1
+
+    def run(self, jobs: list[Job]) -> Iterator[JobResult]:
+        from nas.errors import NASError
+
+        for job in jobs:
+            result = JobResult(job)
+            try:
+                result.latency = judge_latency(job.latency)
+                result.train = train_candidate(job.train)
+            except NASError as exc:
+                result.error = str(exc)
+            except Exception as exc:  # a candidate that crashes must not end the search
+                log.exception("trial %d failed", job.trial_number)
+                result.error = f"{type(exc).__name__}: {exc}"
+            yield result

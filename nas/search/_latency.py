@@ -1,0 +1,29 @@
+"""Adapter from the search to ``nas.latency``: measured on this machine, or predicted by the lookup table."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from nas.arch import Architecture
+from nas.search._evaluate import LatencyOutcome
+
+
+@lru_cache(maxsize=8)
+def _predictor(device: str) -> Any:
+    from nas.latency import LatencyPredictor
+
+    return LatencyPredictor.from_database(device)
+
+
+def judge(arch: Architecture, device: str, mode: str) -> LatencyOutcome:
+    """Latency at ``arch.resolution`` (the deployment resolution); measurements are cached in the database."""
+    if mode == "predicted":
+        predictor = _predictor(device)
+        return LatencyOutcome(ms=predictor.predict(arch), source="predicted", device=device,
+                              fingerprint=getattr(predictor, "fingerprint", None))
+    from nas.latency import measure
+
+    m = measure(arch, device)
+    return LatencyOutcome(ms=m.stats.median_ms, source="measured", p10_ms=m.stats.p10_ms, p90_ms=m.stats.p90_ms,
+                          runs=m.stats.runs, device=device, fingerprint=m.fingerprint)

@@ -1,0 +1,94 @@
+"""Reading a search's results back: the best trial, the Pareto front, summaries, and the output files."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nas.rewards import pareto_front
+from nas.search._context import SearchContext
+
+if TYPE_CHECKING:
+    import optuna
+
+log = logging.getLogger(__name__)
+
+
+def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    from optuna.trial import TrialState
+
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if "accuracy" in t.user_attrs and "latency_ms" in t.user_attrs]
+
+
+def pareto_trials(ctx: SearchContext) -> list[optuna.trial.FrozenTrial]:
+    """Non-dominated (max accuracy, min measured/predicted latency) trials, by latency ascending."""
+    return pareto_front(_complete(ctx.study), key=lambda t: (t.user_attrs["accuracy"], t.user_attrs["latency_ms"]))
+
+
+def best_trial(ctx: SearchContext) -> optuna.trial.FrozenTrial | None:
+    """Highest reward; for Pareto searches the most accurate trial within the target (else the fastest)."""
+    done = _complete(ctx.study)
+    if not done:
+        return None
+    if not ctx.pareto:
+        return max(done, key=lambda t: (t.user_attrs.get("reward", float("-inf")), -t.number))
+    feasible = [t for t in done if t.user_attrs["latency_ms"] <= ctx.target_ms]
+    if feasible:
+        return max(feasible, key=lambda t: (t.user_attrs["accuracy"], -t.user_attrs["latency_ms"]))
+    return min(done, key=lambda t: t.user_attrs["latency_ms"])
+
+
+def trial_summary(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    a = t.user_attrs
+    return {
+        "trial": t.number, "state": t.state.name, "arch_hash": a.get("arch_hash"), "accuracy": a.get("accuracy"),
+        "latency_ms": a.get("latency_ms"), "latency_source": a.get("latency_source"),
+        "latency_p10_ms": a.get("latency_p10_ms"), "latency_p90_ms": a.get("latency_p90_ms"),
+        "reward": a.get("reward"), "params": a.get("params"), "macs": a.get("macs"),
+        "epochs_run": a.get("epochs_run"), "strategy": a.get("strategy"), "arch_string": a.get("arch_string"),
+    }
+
+
+def write_outputs(ctx: SearchContext) -> dict[str, Any]:
+    """best.json (the architecture), result.json (facts and provenance), pareto.json, and, when the best
+    trial kept its trained weights, best.pt and best.onnx built from them."""
+    best = best_trial(ctx)
+    front = pareto_trials(ctx)
+    out = ctx.run_dir
+    result: dict[str, Any] = {
+        "study": ctx.study.study_name, "device": ctx.spec.device, "target_ms": ctx.target_ms,
+        "latency_mode": ctx.spec.latency.mode, "deployment_resolution": ctx.spec.latency.resolution,
+        "reward": ctx.reward.model_dump(mode="json"), "strategy": ctx.spec.strategy.name,
+        "proxy": {"dataset": ctx.spec.proxy.dataset.name, "recipe": ctx.spec.proxy.recipe.model_dump(mode="json")},
+        "target_reference": ctx.study.user_attrs.get("target_reference"),
+        "best": trial_summary(best) if best else None,
+        "pareto": [trial_summary(t) for t in front],
+        "files": {},
+    }
+    if best is not None:
+        (out / "best.json").write_text(json.dumps(best.user_attrs["architecture"], indent=2) + "\n")
+        result["files"]["architecture"] = str(out / "best.json")
+        result["files"].update(_export_best(ctx, best))
+    (out / "pareto.json").write_text(json.dumps([t.user_attrs["architecture"] for t in front], indent=2) + "\n")
+    result["files"]["pareto"] = str(out / "pareto.json")
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _export_best(ctx: SearchContext, best: optuna.trial.FrozenTrial) -> dict[str, str]:
+    checkpoint = best.user_attrs.get("checkpoint")
+    if not ctx.spec.export_onnx or not checkpoint or not Path(checkpoint).is_file():
+        return {}
+    from nas.export import check_onnx, export_onnx, export_state, load_state
+
+    arch, model, provenance = load_state(Path(checkpoint))
+    provenance.update({"device": ctx.spec.device, "latency": best.user_attrs.get("latency"),
+                       "accuracy": best.user_attrs.get("accuracy")})
+    files = {"state": str(export_state(arch, ctx.run_dir / "best.pt", model=model, provenance=provenance))}
+    onnx_path = export_onnx(arch, ctx.run_dir / "best.onnx", model=model)
+    check_onnx(arch, onnx_path, model)
+    files["onnx"] = str(onnx_path)
+    return files

@@ -1,0 +1,127 @@
+"""A search job: what to search, for which device and budget, judged how. Validated without torch.
+
+The same document is ``nas run SPEC.yaml``'s input and ``POST /searches``'s body.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nas.data import DatasetSpec
+from nas.errors import SpecError
+from nas.proxies import TrainRecipe
+from nas.rewards import RewardKind
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LatencySpec(_Strict):
+    """Latency is judged at the deployment ``resolution``, never at the proxy-training one."""
+
+    mode: Literal["measured", "predicted"] = "measured"
+    resolution: int = Field(default=224, ge=32, le=1024)
+    target_ms: float | None = Field(default=None, description="T in ms; or give target_reference.")
+    target_reference: str | None = Field(default=None, description="T = measured latency of this network.")
+
+    @field_validator("target_ms")
+    @classmethod
+    def _positive_finite(cls, v: float | None) -> float | None:
+        if v is not None and (not math.isfinite(v) or v <= 0):
+            raise ValueError(f"must be a finite number > 0, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_target(self) -> LatencySpec:
+        if (self.target_ms is None) == (self.target_reference is None):
+            raise ValueError("target_ms: give exactly one of target_ms and target_reference")
+        return self
+
+
+class RewardSettings(_Strict):
+    kind: RewardKind = RewardKind.soft
+    alpha: float | None = None
+    beta: float | None = None
+
+
+class StrategySpec(_Strict):
+    name: Literal["random", "tpe", "nsga2", "evolution", "netadapt"] = "tpe"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class BudgetSpec(_Strict):
+    trials: int | None = Field(default=20, ge=1, le=100_000)
+    seconds: float | None = Field(default=None, gt=0, le=30 * 24 * 3600)
+
+    @model_validator(mode="after")
+    def _some_budget(self) -> BudgetSpec:
+        if self.trials is None and self.seconds is None:
+            raise ValueError("trials: give a trial budget, a time budget or both")
+        return self
+
+
+class PrunerSpec(_Strict):
+    name: Literal["none", "median", "hyperband"] = "median"
+    startup_trials: int = Field(default=3, ge=0)
+
+
+class ProxySpec(_Strict):
+    dataset: DatasetSpec = DatasetSpec()
+    recipe: TrainRecipe = TrainRecipe(epochs=3)
+    pruner: PrunerSpec = PrunerSpec()
+
+
+class SearchSpec(_Strict):
+    name: str = Field(default="search", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    space: str | dict[str, Any] = "mobilenetv3-small"
+    device: str = "cpu-ort-1t"
+    latency: LatencySpec
+    reward: RewardSettings = RewardSettings()
+    strategy: StrategySpec = StrategySpec()
+    budget: BudgetSpec = BudgetSpec()
+    proxy: ProxySpec = ProxySpec()
+    seed: int = Field(default=0, ge=0)
+    export_onnx: bool = Field(default=True, description="Also write the best network as ONNX + state file.")
+
+    @model_validator(mode="after")
+    def _pareto_needs_a_sampler_that_can(self) -> SearchSpec:
+        if self.reward.kind is RewardKind.pareto and self.strategy.name == "netadapt":
+            raise ValueError("strategy.name: netadapt follows one network down to the target; "
+                             "use nsga2, tpe or random for a Pareto search")
+        return self
+
+
+def parse_spec(data: object, source: str = "<inline>") -> SearchSpec:
+    if not isinstance(data, dict):
+        raise SpecError(source, "(document)", "a search spec must be a mapping")
+    try:
+        return SearchSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "(document)"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if ": " in msg and (loc == "(document)" or loc.count(".") < 1):
+            head, rest = msg.split(": ", 1)
+            if " " not in head:
+                loc = f"{loc}.{head}" if loc not in ("(document)", head) else head
+                msg = rest
+        raise SpecError(source, loc, msg) from None
+
+
+def load_spec(path: str | Path) -> SearchSpec:
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(str(p), "(file)", "no such file")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise SpecError(str(p), f"line {mark.line + 1}" if mark else "(document)",
+                        f"invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    return parse_spec(data, str(p))

@@ -1,0 +1,92 @@
+"""Optuna studies in the service's own database: creation, resume checks and trial records."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from nas.errors import SearchError
+from nas.search._spec import SearchSpec
+
+if TYPE_CHECKING:
+    import optuna
+
+log = logging.getLogger(__name__)
+
+FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
+
+
+def rdb_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage on the same database as the service (SQLite gets a busy timeout)."""
+    import optuna
+
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        kwargs = {"connect_args": {"timeout": 60}}
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+
+
+def spec_digest(spec: SearchSpec) -> str:
+    """What must not change between a run and its resume (the budget may grow, nothing else)."""
+    body = spec.model_dump(mode="json", exclude={"budget"})
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def open_study(spec: SearchSpec, study_name: str, storage_url: str, directions: list[str],
+               sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner) -> optuna.Study:
+    """Create the study, or reopen it for a resume after checking the spec is the same search."""
+    import optuna
+
+    study = optuna.create_study(study_name=study_name, storage=rdb_storage(storage_url),
+                                directions=directions,  # type: ignore[arg-type]
+                                sampler=sampler, pruner=pruner, load_if_exists=True)
+    digest = spec_digest(spec)
+    stored = study.user_attrs.get("spec_digest")
+    if stored is None:
+        study.set_user_attr("spec_digest", digest)
+        study.set_user_attr("spec", spec.model_dump(mode="json"))
+    elif stored != digest:
+        raise SearchError(f"study {study_name!r} exists with a different spec; resume needs the same spec "
+                          "(only the budget may change) or pick another name")
+    return study
+
+
+def make_pruner(spec: SearchSpec) -> optuna.pruners.BasePruner:
+    import optuna
+
+    p = spec.proxy.pruner
+    if p.name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=1)
+    if p.name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=spec.proxy.recipe.epochs)
+    return optuna.pruners.NopPruner()
+
+
+def recover_interrupted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Trials left RUNNING by a killed or interrupted driver: mark them failed-and-interrupted (they do not
+    count against the budget) and return them so the strategy can re-propose the same candidates."""
+    from optuna.trial import TrialState
+
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for t in stale:
+        study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+        study.tell(t.number, state=TrialState.FAIL)
+        log.warning("trial %d was interrupted; it will be evaluated again", t.number)
+    return list(stale)
+
+
+def counted_trials(study: optuna.Study) -> int:
+    """Trials that used budget: finished ones, excluding interrupted ones that are re-run."""
+    from optuna.trial import TrialState
+
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return sum(1 for t in study.get_trials(deepcopy=False, states=states) if not t.user_attrs.get("interrupted"))
+
+
+def completed_by_hash(study: optuna.Study) -> dict[str, optuna.trial.FrozenTrial]:
+    from optuna.trial import TrialState
+
+    return {t.user_attrs["arch_hash"]: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if "arch_hash" in t.user_attrs}

@@ -1,0 +1,34 @@
+"""The latency target T: given in ms, or the measured latency of a reference network on the same task."""
+
+from __future__ import annotations
+
+import logging
+
+from nas.search._context import SearchContext
+
+log = logging.getLogger(__name__)
+
+
+def resolve_target(ctx: SearchContext) -> float:
+    """Fixed once per study (stored), so a resume is judged against the same T."""
+    stored = ctx.study.user_attrs.get("target_ms")
+    if stored is not None:
+        return float(stored)
+    lat = ctx.spec.latency
+    if lat.target_ms is not None:
+        target = lat.target_ms
+    else:
+        from nas.arch import load_architecture
+        from nas.search._latency import judge
+
+        assert lat.target_reference is not None
+        reference = load_architecture(lat.target_reference).with_(resolution=lat.resolution,
+                                                                  num_classes=ctx.num_classes)
+        outcome = judge(reference, ctx.spec.device, "measured")
+        target = outcome.ms
+        ctx.study.set_user_attr("target_reference", {"name": lat.target_reference, "hash": reference.hash,
+                                                     **outcome.model_dump(mode="json")})
+        log.info("target T = %.3f ms: measured latency of %s at %d on %s", target, lat.target_reference,
+                 lat.resolution, ctx.spec.device)
+    ctx.study.set_user_attr("target_ms", target)
+    return target
