@@ -1,0 +1,132 @@
+"""``nas latency``: measure a network on a device profile, predict it from the lookup table, build tables."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from nas.cli._output import console, err_console, print_json
+
+app = typer.Typer(no_args_is_help=True)
+
+Device = Annotated[str, typer.Option("--device", "-d", help="Device profile name or YAML file (nas devices list).")]
+Resolution = Annotated[int | None, typer.Option(
+    "--resolution", "-r", help="Input size; default: the network's deployment resolution (224 unless set).")]
+Json = Annotated[bool, typer.Option("--json", help="One line of JSON on stdout.")]
+
+
+def _show(title: str, data: dict[str, Any], keys: list[str]) -> None:
+    table = Table(title=title, show_header=False)
+    for key in keys:
+        value = data.get(key)
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+@app.command()
+def measure(
+    name_or_file: Annotated[str, typer.Argument(help="Reference name, JSON file or one-line string.")],
+    device: Device,
+    resolution: Resolution = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Time again even if cached.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Time a network end to end in a fresh, pinned process: median, p10, p90 and number of runs."""
+    from nas.arch import load_architecture
+    from nas.latency import measure as measure_
+
+    arch = load_architecture(name_or_file)
+    m = measure_(arch, device, resolution, use_cache=not no_cache)
+    data = {"name": name_or_file, **m.to_dict()}
+    if as_json:
+        print_json(data)
+        return
+    _show(f"{name_or_file} on {m.profile} at {m.resolution}x{m.resolution}", data,
+          ["median_ms", "p10_ms", "p90_ms", "runs", "spread", "cached", "arch_hash", "fingerprint"])
+
+
+@app.command()
+def predict(
+    name_or_file: Annotated[str, typer.Argument(help="Reference name, JSON file or one-line string.")],
+    device: Device,
+    resolution: Resolution = None,
+    table: Annotated[list[Path] | None, typer.Option(
+        "--table", help="Exported table file(s) to predict from instead of the database.")] = None,
+    measure_missing: Annotated[bool, typer.Option(
+        help="Time parts the table lacks (from the database only).")] = True,
+    as_json: Json = False,
+) -> None:
+    """Predict latency from the per-device lookup table (sum of entries, then the calibration)."""
+    from nas.arch import load_architecture
+    from nas.latency import LatencyPredictor, ensure_entries, load_profile
+
+    arch = load_architecture(name_or_file)
+    res = resolution or arch.resolution
+    timed = 0
+    if table:
+        predictor = LatencyPredictor.from_file(*table)
+        if predictor.profile != load_profile(device).name:
+            from nas.errors import LatencyError
+
+            raise LatencyError(f"the table is for profile {predictor.profile}, not {device}")
+    else:
+        predictor = LatencyPredictor.from_database(device)
+        if measure_missing and predictor.missing(arch, res):
+            timed = ensure_entries([arch], device, res)
+            predictor = LatencyPredictor.from_database(device)
+    start = time.perf_counter()
+    predicted = predictor.predict(arch, res)
+    elapsed_us = (time.perf_counter() - start) * 1e6
+    cal = predictor.calibration_for(arch.space, res)
+    data = {"name": name_or_file, "arch_hash": arch.hash, "profile": predictor.profile,
+            "fingerprint": predictor.fingerprint, "resolution": res, "predicted_ms": predicted,
+            "table_sum_ms": predictor.table_sum(arch, res), "overhead_ms": predictor.overhead_ms,
+            "calibration": {"scope": cal.scope, "slope": cal.slope, "intercept_ms": cal.intercept_ms,
+                            "networks": len(cal.points)},
+            "calibrated": bool(cal.points), "parts_timed_now": timed, "predict_us": elapsed_us}
+    if as_json:
+        print_json(data)
+        return
+    _show(f"{name_or_file} on {predictor.profile} at {res}x{res} (predicted)", data,
+          ["predicted_ms", "table_sum_ms", "calibrated", "parts_timed_now", "predict_us", "arch_hash"])
+
+
+@app.command()
+def profile(
+    device: Device,
+    space: Annotated[str, typer.Option("--space", "-s", help="Search space name or YAML file.")],
+    resolution: Resolution = None,
+    calibrate: Annotated[int, typer.Option(help="Networks measured end to end to fit the calibration.")] = 10,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Table file to write.")] = None,
+    jobs: Annotated[int, typer.Option(help="Parallel measuring processes, each pinned to its own CPUs.")] = 1,
+    as_json: Json = False,
+) -> None:
+    """Time every distinct stem, block and head of a space on a device, calibrate, export the table."""
+    from nas.latency import build_table
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True, disable=as_json) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(f"timing {what}", total=total)
+            bar.update(tasks[what], completed=done)
+
+        report = build_table(device, space, resolution, calibration_networks=calibrate, output=output,
+                             jobs=jobs, progress=progress)
+    data = report.to_dict()
+    if as_json:
+        print_json(data)
+        return
+    cal = report.calibration
+    data["calibration"] = (f"measured ~ {cal.slope:.4f} x table_sum + {cal.intercept_ms:.4f} ms "
+                           f"({len(cal.points)} networks)" if cal else "none")
+    data["failed"] = len(report.failed)
+    _show(f"latency table {report.space} on {report.profile} at {report.resolution}", data,
+          ["entries", "measured", "reused", "failed", "seconds", "calibration", "fingerprint", "file"])

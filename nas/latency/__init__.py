@@ -1,0 +1,58 @@
+"""Platform-aware latency: device profiles, on-device measurement and per-device lookup-table prediction.
+
+Importing this package is cheap (no torch, no onnxruntime): those load in the measuring subprocess,
+and prediction never needs them.
+"""
+
+from __future__ import annotations
+
+from nas.latency._fingerprint import fingerprint, fingerprint_info, hardware_info
+from nas.latency._lut import (
+    CALIBRATION_SEED,
+    TableReport,
+    build_table,
+    calibrate,
+    ensure_entries,
+    enumerate_parts,
+)
+from nas.latency._measure import Measurement, check_runnable, measure, measure_many
+from nas.latency._parts import Part, network_keys, network_parts
+from nas.latency._predict import Calibration, LatencyPredictor, fit_line
+from nas.latency._profiles import BUILT_IN, DeviceProfile, list_profiles, load_profile
+from nas.latency._runtimes import OrtRuntime, Runtime, TorchEagerRuntime, register_runtime, runtime_names
+from nas.latency._timing import TABLE_TIMING, LatencyStats, TimingSettings, time_callable
+
+__all__ = [
+    "BUILT_IN",
+    "CALIBRATION_SEED",
+    "TABLE_TIMING",
+    "Calibration",
+    "DeviceProfile",
+    "LatencyPredictor",
+    "LatencyStats",
+    "Measurement",
+    "OrtRuntime",
+    "Part",
+    "Runtime",
+    "TableReport",
+    "TimingSettings",
+    "TorchEagerRuntime",
+    "build_table",
+    "calibrate",
+    "check_runnable",
+    "ensure_entries",
+    "enumerate_parts",
+    "fingerprint",
+    "fingerprint_info",
+    "fit_line",
+    "hardware_info",
+    "list_profiles",
+    "load_profile",
+    "measure",
+    "measure_many",
+    "network_keys",
+    "network_parts",
+    "register_runtime",
+    "runtime_names",
+    "time_callable",
+]

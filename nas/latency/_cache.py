@@ -1,0 +1,170 @@
+"""Latency storage: measured networks, lookup-table entries and calibrations, in the shared database.
+
+Every key includes the hardware fingerprint (CPU, cores, library versions, profile settings), so a
+number measured on one machine or build is never served for another. Each function is one short block
+inside ``session_scope``, which owns commit and rollback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from nas.latency._timing import LatencyStats
+from nas.storage import Base, create_tables, session_scope
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Stats:
+    median_ms: Mapped[float] = mapped_column(Float)
+    p10_ms: Mapped[float] = mapped_column(Float)
+    p90_ms: Mapped[float] = mapped_column(Float)
+    mean_ms: Mapped[float] = mapped_column(Float)
+    min_ms: Mapped[float] = mapped_column(Float)
+    runs: Mapped[int] = mapped_column(Integer)
+    ci_rel: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    def stats(self) -> LatencyStats:
+        return LatencyStats(self.median_ms, self.p10_ms, self.p90_ms, self.mean_ms, self.min_ms, self.runs,
+                            self.ci_rel)
+
+    def set_stats(self, stats: LatencyStats) -> None:
+        for name in LatencyStats.__dataclass_fields__:
+            setattr(self, name, getattr(stats, name))
+        self.created_at = _now()
+
+
+class LatencyMeasurementRow(_Stats, Base):
+    """One end-to-end measurement of a network at a resolution on a profile."""
+
+    __tablename__ = "latency_measurements"
+    __table_args__ = (UniqueConstraint("arch_hash", "resolution", "profile", "fingerprint",
+                                       name="uq_latency_measurement"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    arch_hash: Mapped[str] = mapped_column(String(32), index=True)
+    resolution: Mapped[int] = mapped_column(Integer)
+    profile: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(32))
+    architecture: Mapped[str] = mapped_column(Text)
+    hardware: Mapped[dict[str, Any]] = mapped_column(JSON)
+    conditions: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    @classmethod
+    def find(cls, session: Session, arch_hash: str, resolution: int, profile: str, fingerprint: str
+             ) -> LatencyMeasurementRow | None:
+        return session.scalars(select(cls).filter_by(arch_hash=arch_hash, resolution=resolution,
+                                                     profile=profile, fingerprint=fingerprint)).first()
+
+
+class LatencyTableEntryRow(_Stats, Base):
+    """One lookup-table entry: a part (block, stem, head, identity) timed alone on a profile."""
+
+    __tablename__ = "latency_table_entries"
+    __table_args__ = (UniqueConstraint("profile", "fingerprint", "key", name="uq_latency_table_entry"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    profile: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(200))
+
+
+class LatencyCalibrationRow(Base):
+    """``measured ~ slope * table_sum + intercept`` fitted on a few measured networks of one space
+    (``scope``) or of every space (``scope == "*"``) at one resolution."""
+
+    __tablename__ = "latency_calibrations"
+    __table_args__ = (UniqueConstraint("profile", "fingerprint", "scope", "resolution",
+                                       name="uq_latency_calibration"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    profile: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(32))
+    scope: Mapped[str] = mapped_column(String(64))
+    resolution: Mapped[int] = mapped_column(Integer)
+    slope: Mapped[float] = mapped_column(Float)
+    intercept_ms: Mapped[float] = mapped_column(Float)
+    points: Mapped[list[list[Any]]] = mapped_column(JSON, doc="[arch_hash, table_sum_ms, measured_ms]")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+@lru_cache(maxsize=16)
+def ensure_tables(url: str) -> str:
+    create_tables(url)
+    return url
+
+
+def get_measurement(url: str, arch_hash: str, resolution: int, profile: str, fingerprint: str
+                    ) -> dict[str, Any] | None:
+    with session_scope(ensure_tables(url)) as s:
+        row = LatencyMeasurementRow.find(s, arch_hash, resolution, profile, fingerprint)
+        if row is None:
+            return None
+        return {"stats": row.stats(), "hardware": row.hardware, "conditions": row.conditions,
+                "created_at": row.created_at}
+
+
+def put_measurement(url: str, arch_hash: str, resolution: int, profile: str, fingerprint: str, *,
+                    stats: LatencyStats, architecture: str, hardware: dict[str, Any],
+                    conditions: dict[str, Any]) -> None:
+    """Insert or replace (a forced re-measurement overwrites the cached one)."""
+    with session_scope(ensure_tables(url)) as s:
+        row = LatencyMeasurementRow.find(s, arch_hash, resolution, profile, fingerprint)
+        if row is None:
+            row = LatencyMeasurementRow(arch_hash=arch_hash, resolution=resolution, profile=profile,
+                                        fingerprint=fingerprint)
+            s.add(row)
+        row.set_stats(stats)
+        row.architecture, row.hardware, row.conditions = architecture, hardware, conditions
+
+
+def get_entries(url: str, profile: str, fingerprint: str) -> dict[str, LatencyStats]:
+    with session_scope(ensure_tables(url)) as s:
+        rows = s.scalars(select(LatencyTableEntryRow).filter_by(profile=profile, fingerprint=fingerprint))
+        return {r.key: r.stats() for r in rows}
+
+
+def put_entries(url: str, profile: str, fingerprint: str, entries: Iterable[tuple[str, LatencyStats]]) -> int:
+    """Upsert entries in one transaction; returns how many were written."""
+    batch = dict(entries)
+    if not batch:
+        return 0
+    with session_scope(ensure_tables(url)) as s:
+        existing = {r.key: r for r in s.scalars(select(LatencyTableEntryRow).filter(
+            LatencyTableEntryRow.profile == profile, LatencyTableEntryRow.fingerprint == fingerprint,
+            LatencyTableEntryRow.key.in_(list(batch))))}
+        for key, stats in batch.items():
+            row = existing.get(key)
+            if row is None:
+                row = LatencyTableEntryRow(profile=profile, fingerprint=fingerprint, key=key)
+                s.add(row)
+            row.set_stats(stats)
+    return len(batch)
+
+
+def get_calibrations(url: str, profile: str, fingerprint: str) -> list[dict[str, Any]]:
+    with session_scope(ensure_tables(url)) as s:
+        rows = s.scalars(select(LatencyCalibrationRow).filter_by(profile=profile, fingerprint=fingerprint))
+        return [{"scope": r.scope, "resolution": r.resolution, "slope": r.slope,
+                 "intercept_ms": r.intercept_ms, "points": r.points} for r in rows]
+
+
+def put_calibration(url: str, profile: str, fingerprint: str, scope: str, resolution: int, *, slope: float,
+                    intercept_ms: float, points: list[list[Any]]) -> None:
+    with session_scope(ensure_tables(url)) as s:
+        row = s.scalars(select(LatencyCalibrationRow).filter_by(
+            profile=profile, fingerprint=fingerprint, scope=scope, resolution=resolution)).first()
+        if row is None:
+            row = LatencyCalibrationRow(profile=profile, fingerprint=fingerprint, scope=scope,
+                                        resolution=resolution)
+            s.add(row)
+        row.slope, row.intercept_ms, row.points, row.created_at = slope, intercept_ms, points, _now()

@@ -1,0 +1,261 @@
+"""Building a per-device lookup table for a search space: enumerate, time, store, calibrate, export.
+
+Enumeration is exact: it walks the space's decoder (the same repair rules for groups and widths) over
+every combination of per-block choices and every input width a block can receive, so the table holds
+every block configuration the sampler can produce and nothing else, plus every stem and head. Sizes at
+224 (distinct parts): mobilenetv2 ~850, mobilenetv3-small ~2,300, mobilenetv3-large ~3,400,
+shufflenet ~72,000 (a stage's input width is one of nine choices there). Entries already in the database
+are reused, so an interrupted build resumes. Parts are timed in batches per fresh worker process with
+short adaptive repeats (``TABLE_TIMING``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nas.arch import Architecture, Block, Head, Stem
+from nas.errors import LatencyError
+from nas.latency import _cache
+from nas.latency._fingerprint import fingerprint_info
+from nas.latency._measure import check_runnable, measure_many, resolve_url, run_parts
+from nas.latency._parts import (
+    IDENTITY_KEY,
+    Part,
+    block_part,
+    head_part,
+    identity_part,
+    network_parts,
+    stem_out_size,
+    stem_part,
+)
+from nas.latency._predict import ANY_SPACE, Calibration, LatencyPredictor, fit_line
+from nas.latency._profiles import DeviceProfile, load_profile
+from nas.latency._table_file import write_table
+from nas.latency._timing import LatencyStats
+
+if TYPE_CHECKING:
+    from nas.spaces import SearchSpace
+
+log = logging.getLogger(__name__)
+
+# Calibration networks are sampled with these seeds, disjoint from the benchmark's (0..n).
+CALIBRATION_SEED = 1_000_000
+CHUNK = 500  # parts per worker process: progress is committed after each chunk
+
+Progress = Callable[[str, int, int], None]
+
+
+def _block(space: SearchSpace, choice: tuple[Any, ...], st: Any, cin: int, out: int, first_in_net: bool,
+           first_in_stage: bool) -> Block:
+    # The decoder's per-block step (with its repairs) is private to SearchSpace; using it keeps the
+    # enumeration exact. tests/test_latency_table.py checks sampled networks only use enumerated keys.
+    kind, e, k, se, act, g = choice
+    choices = {"x.block": kind.value, "x.expansion": e, "x.kernel": k, "x.se": se,
+               "x.activation": act.value, "x.groups": g}
+    return Block.model_validate(space._decode_block(choices, "x", st, cin, out, first_in_net, first_in_stage))
+
+
+def enumerate_parts(space: SearchSpace, resolution: int) -> list[Part]:
+    """Every distinct stem, block and head the space's decoder can produce at ``resolution``."""
+    d = space.definition
+    parts: dict[str, Part] = {}
+
+    def add(part: Part) -> None:
+        parts.setdefault(part.key, part)
+
+    add(identity_part())
+    stems = [Stem(channels=space.scale(d.stem.channels, w), kernel=d.stem.kernel, stride=d.stem.stride,
+                  activation=a, pool=d.stem.pool) for w in d.width for a in d.stem.activation]
+    for stem in stems:
+        add(stem_part(stem, resolution))
+    states = {(w, space.scale(d.stem.channels, w)) for w in d.width}  # (width multiplier, channels in)
+    size = stem_out_size(stems[0], resolution)
+    for s, st in enumerate(d.stages):
+        combos = list(itertools.product(st.block, st.expansion, st.kernel, st.se, st.activation, st.groups))
+        after = set()
+        for (w, cin), c in itertools.product(sorted(states), combos):
+            outs = st.channels if isinstance(st.channels, list) else [space.scale(st.channels, w)]
+            for out in outs:
+                b = _block(space, c, st, cin, out, s == 0, True)
+                add(block_part(cin, size, b))
+                after.add((w, b.out))
+        if st.stride == 2:
+            size = (size - 1) // 2 + 1
+        if max(st.depth) > 1:
+            for (_, cin), c in itertools.product(sorted(after), combos):
+                add(block_part(cin, size, _block(space, c, st, cin, cin, False, False)))
+        states = after
+    hd = d.head
+    for w, cin in sorted(states):
+        if isinstance(hd.channels, list):
+            channels: list[int | None] = list(hd.channels)
+        else:
+            channels = [space.scale(hd.channels, max(w, hd.channels_min_scale)) if hd.channels else None]
+        hidden = space.scale(hd.hidden, w) if hd.hidden else None
+        for ch, act in itertools.product(channels, hd.activation):
+            head = Head(channels=ch, hidden=hidden, activation=act, dropout=hd.dropout)
+            add(head_part(head, cin, size, d.num_classes))
+    return list(parts.values())
+
+
+@dataclass
+class TableReport:
+    profile: str
+    fingerprint: str
+    space: str
+    resolution: int
+    entries: int
+    measured: int
+    reused: int
+    seconds: float
+    failed: dict[str, str] = field(default_factory=dict)
+    calibration: Calibration | None = None
+    file: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"profile": self.profile, "fingerprint": self.fingerprint, "space": self.space,
+                "resolution": self.resolution, "entries": self.entries, "measured": self.measured,
+                "reused": self.reused, "seconds": round(self.seconds, 1), "failed": self.failed,
+                "calibration": self.calibration.to_dict() if self.calibration else None,
+                "file": str(self.file) if self.file else None}
+
+
+def measure_parts(profile: DeviceProfile, parts: list[Part], url: str, *, jobs: int = 1,
+                  progress: Progress | None = None) -> dict[str, str]:
+    """Time ``parts`` as table entries and store them; returns {key: error} for parts that failed."""
+    fp = str(fingerprint_info(profile)["fingerprint"])
+    chunks = [parts[i:i + CHUNK] for i in range(0, len(parts), CHUNK)]
+    cpu_sets = [profile.pinned_cpus()] if jobs == 1 else _cpu_sets(profile, jobs)
+    failed: dict[str, str] = {}
+    done = [0]
+
+    def run(chunk_index: int) -> None:
+        chunk = chunks[chunk_index]
+        cpus = cpu_sets[chunk_index % len(cpu_sets)]
+        results, _ = run_parts(profile, chunk, timing=profile.table_timing, cpus=cpus)
+        good: list[tuple[str, LatencyStats]] = []
+        for part, result in zip(chunk, results, strict=True):
+            if isinstance(result, str):
+                failed[part.key] = result
+            else:
+                good.append((part.key, result))
+        _cache.put_entries(url, profile.name, fp, good)
+        done[0] += len(chunk)
+        if progress:
+            progress("parts", done[0], len(parts))
+
+    if jobs == 1:
+        for i in range(len(chunks)):
+            run(i)
+    else:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for i in range(0, len(chunks), jobs):
+                list(pool.map(run, range(i, min(i + jobs, len(chunks)))))
+    if failed:
+        log.warning("%d parts failed on %s, e.g. %s", len(failed), profile.name, next(iter(failed.items())))
+    return failed
+
+
+def ensure_entries(archs: list[Architecture], profile: str | DeviceProfile, resolution: int | None = None, *,
+                   database_url: str | None = None) -> int:
+    """Time the parts of ``archs`` that the table lacks (on demand, e.g. for networks outside the
+    sampler's reach such as NetAdapt's shrinks); returns how many were timed."""
+    prof = load_profile(profile)
+    url = resolve_url(database_url)
+    predictor = LatencyPredictor.from_database(prof, database_url=url)
+    todo = {p.key: p for a in archs for p in network_parts(a, resolution) if p.key not in predictor}
+    if predictor.overhead_ms == 0:
+        todo[IDENTITY_KEY] = identity_part()
+    failed = measure_parts(prof, list(todo.values()), url) if todo else {}
+    if failed:
+        key, error = next(iter(failed.items()))
+        raise LatencyError(f"{len(failed)} part(s) cannot run on profile {prof.name}; {key}: {error}")
+    return len(todo)
+
+
+def _cpu_sets(profile: DeviceProfile, jobs: int) -> list[list[int]]:
+    import os
+
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < jobs * profile.threads:
+        raise LatencyError(f"--jobs {jobs} needs {jobs * profile.threads} CPUs; {len(allowed)} available")
+    return [allowed[len(allowed) - (j + 1) * profile.threads:len(allowed) - j * profile.threads]
+            for j in range(jobs)]
+
+
+def calibrate(profile: str | DeviceProfile, space: str | SearchSpace, resolution: int, *, networks: int = 10,
+              database_url: str | None = None, progress: Progress | None = None) -> Calibration:
+    """Measure ``networks`` sampled members end to end, fit ``measured ~ slope * table_sum + intercept``
+    for the space at this resolution, and refit the all-spaces calibration from every space's points."""
+    prof, sp = load_profile(profile), _space(space)
+    url = resolve_url(database_url)
+    fp = str(fingerprint_info(prof)["fingerprint"])
+    archs = [sp.sample(seed=CALIBRATION_SEED + i).with_(resolution=resolution) for i in range(networks)]
+    ensure_entries(archs, prof, resolution, database_url=url)
+    predictor = LatencyPredictor.from_database(prof, database_url=url)
+    measured = measure_many(archs, prof, resolution, database_url=url,
+                            progress=(lambda d, n: progress("networks", d, n)) if progress else None)
+    sums = [predictor.table_sum(a) for a in archs]
+    times = [m.stats.median_ms for m in measured]
+    slope, intercept = fit_line(sums, times)
+    points: list[list[Any]] = [[a.hash, x, y] for a, x, y in zip(archs, sums, times, strict=True)]
+    _cache.put_calibration(url, prof.name, fp, sp.name, resolution, slope=slope, intercept_ms=intercept,
+                           points=points)
+    every = [p for c in _cache.get_calibrations(url, prof.name, fp)
+             if c["resolution"] == resolution and c["scope"] != ANY_SPACE for p in c["points"]]
+    gslope, gintercept = fit_line([float(p[1]) for p in every], [float(p[2]) for p in every])
+    _cache.put_calibration(url, prof.name, fp, ANY_SPACE, resolution, slope=gslope, intercept_ms=gintercept,
+                           points=every)
+    return Calibration(slope, intercept, sp.name, resolution, points)
+
+
+def build_table(profile: str | DeviceProfile, space: str | SearchSpace, resolution: int | None = None, *,
+                database_url: str | None = None, calibration_networks: int = 10, output: Path | None = None,
+                jobs: int = 1, progress: Progress | None = None) -> TableReport:
+    """Time every distinct part of ``space`` at ``resolution`` (default: the space's first deployment
+    resolution) on ``profile``, calibrate, and export the table as a JSON file."""
+    prof, sp = load_profile(profile), _space(space)
+    res = resolution or sp.definition.resolution[0]
+    url = resolve_url(database_url)
+    info = fingerprint_info(prof)
+    fp = str(info["fingerprint"])
+    check_runnable(sp.sample(seed=0), prof, res)
+    start = time.perf_counter()
+    parts = enumerate_parts(sp, res)
+    have = _cache.get_entries(url, prof.name, fp)
+    todo = [p for p in parts if p.key not in have]
+    log.info("%s on %s at %d: %d parts, %d to time", sp.name, prof.name, res, len(parts), len(todo))
+    failed = measure_parts(prof, todo, url, jobs=jobs, progress=progress) if todo else {}
+    cal = calibrate(prof, sp, res, networks=calibration_networks, database_url=url,
+                    progress=progress) if calibration_networks else None
+    seconds = time.perf_counter() - start
+    entries = _cache.get_entries(url, prof.name, fp)
+    keys = {p.key for p in parts}
+    cals = [c for c in _cache.get_calibrations(url, prof.name, fp) if c["resolution"] == res
+            and c["scope"] in (sp.name, ANY_SPACE)]
+    path = output or _home() / "latency" / f"{prof.name}-{sp.name}-r{res}-{fp}.json"
+    write_table(path, profile=prof.model_dump(mode="json"), hardware=info, space=sp.name, resolution=res,
+                entries={k: v for k, v in entries.items() if k in keys}, calibrations=cals,
+                build={"seconds": round(seconds, 1), "parts": len(parts), "timed": len(todo)})
+    return TableReport(prof.name, fp, sp.name, res, len(parts), len(todo) - len(failed),
+                       len(parts) - len(todo), seconds, failed, cal, path)
+
+
+def _space(space: str | SearchSpace) -> SearchSpace:
+    from nas.spaces import load_space
+
+    return load_space(space) if isinstance(space, str) else space
+
+
+def _home() -> Path:
+    """Where exported tables go by default: ``NAS_HOME``."""
+    from nas.settings import get_settings
+
+    return get_settings().home

@@ -1,0 +1,172 @@
+"""End-to-end latency measurement of networks, cached by (architecture hash, resolution, profile, fingerprint).
+
+Timing happens in a fresh subprocess (``nas.latency._worker``) pinned to the profile's CPUs with the
+runtime's threads set to the profile's count; this module starts it, streams its results and stores them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from nas.arch import Architecture, load_architecture
+from nas.errors import LatencyError
+from nas.latency import _cache
+from nas.latency._fingerprint import fingerprint_info
+from nas.latency._parts import Part, network_part
+from nas.latency._profiles import DeviceProfile, load_profile
+from nas.latency._runtimes import _REGISTRY
+from nas.latency._timing import LatencyStats, TimingSettings
+
+log = logging.getLogger(__name__)
+
+# Below this input size fixed per-call overheads dominate and rankings stop meaning anything (DESIGN.md).
+SMALL_RESOLUTION = 96
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Measurement:
+    arch_hash: str
+    resolution: int
+    profile: str
+    fingerprint: str
+    stats: LatencyStats
+    cached: bool
+    hardware: dict[str, Any] = field(default_factory=dict)
+    conditions: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arch_hash": self.arch_hash, "resolution": self.resolution, "profile": self.profile,
+                "fingerprint": self.fingerprint, **self.stats.to_dict(), "cached": self.cached,
+                "hardware": self.hardware, "conditions": self.conditions}
+
+
+def resolve_url(url: str | None = None) -> str:
+    if url:
+        return url
+    from nas.settings import get_settings
+
+    return get_settings().resolved_database_url()
+
+
+def check_runnable(arch: Architecture, profile: DeviceProfile, resolution: int) -> None:
+    """Raise ``LatencyError`` if ``arch`` cannot run on ``profile`` (runtime missing, memory limit)."""
+    reason = _REGISTRY[profile.runtime].unavailable_reason()
+    if reason:
+        raise LatencyError(f"profile {profile.name} cannot run here: {reason}")
+    if profile.max_memory_mb is not None:
+        from nas.cost import estimate
+
+        cost = estimate(arch.with_(resolution=resolution)).total
+        need_mb = 4 * (cost.params + profile.batch * cost.peak_activation_elements) / 2**20
+        if need_mb > profile.max_memory_mb:
+            raise LatencyError(f"network {arch.hash} needs {need_mb:.1f} MB at resolution {resolution} "
+                               f"(weights + peak activations), profile {profile.name} allows "
+                               f"{profile.max_memory_mb:g} MB")
+    if resolution < SMALL_RESOLUTION:
+        log.warning("timing at resolution %d: fixed overheads dominate; deployment latency is quoted at "
+                    "the network's deployment resolution (usually 224)", resolution)
+
+
+def run_parts(profile: DeviceProfile, parts: Sequence[Part], *, timing: TimingSettings | None = None,
+              cpus: list[int] | None = None, progress: Progress | None = None,
+              on_result: Callable[[int, LatencyStats | str], None] | None = None,
+              ) -> tuple[list[LatencyStats | str], dict[str, Any]]:
+    """Time ``parts`` in one fresh worker process. Returns per part its stats or an error string, and the
+    measuring conditions (pinned CPUs, threads, pid, load average)."""
+    job = {"profile": profile.model_dump(mode="json"), "cpus": cpus,
+           "timing": timing.model_dump(mode="json") if timing else None,
+           "parts": [p.to_json() for p in parts]}
+    threads = str(profile.threads)
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+           "OPENBLAS_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"}
+    results: list[LatencyStats | str] = ["not measured"] * len(parts)
+    conditions: dict[str, Any] = {}
+    with tempfile.TemporaryFile(mode="w+") as err, tempfile.TemporaryFile(mode="w+") as job_file:
+        json.dump(job, job_file)
+        job_file.seek(0)
+        proc = subprocess.Popen([sys.executable, "-m", "nas.latency._worker"], stdin=job_file,
+                                stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+        assert proc.stdout is not None
+        done = 0
+        for line in proc.stdout:
+            msg = json.loads(line)
+            if msg.get("ready"):
+                conditions = msg["conditions"]
+                continue
+            result: LatencyStats | str = (LatencyStats.from_dict(msg["stats"]) if msg["ok"] else msg["error"])
+            results[msg["index"]] = result
+            done += 1
+            if on_result:
+                on_result(msg["index"], result)
+            if progress:
+                progress(done, len(parts))
+        code = proc.wait()
+        if code != 0:
+            err.seek(0)
+            tail = err.read()[-2000:].strip()
+            raise LatencyError(f"the measuring process for profile {profile.name} exited with code {code}: {tail}")
+    return results, conditions
+
+
+def _resolve(arch: Architecture | str) -> Architecture:
+    return load_architecture(arch) if isinstance(arch, str) else arch
+
+
+def measure_many(archs: Sequence[Architecture | str], profile: str | DeviceProfile,
+                 resolution: int | None = None, *, database_url: str | None = None, use_cache: bool = True,
+                 timing: TimingSettings | None = None, progress: Progress | None = None,
+                 onnx_paths: Sequence[str | None] | None = None) -> list[Measurement]:
+    """Measure several networks (each at ``resolution`` or its own deployment resolution), timing all
+    cache misses in one fresh process; results are stored in the database."""
+    prof = load_profile(profile)
+    url = resolve_url(database_url)
+    info = fingerprint_info(prof)
+    fp = str(info["fingerprint"])
+    resolved = [_resolve(a) for a in archs]
+    out: list[Measurement | None] = [None] * len(resolved)
+    todo: dict[tuple[str, int], list[int]] = {}  # one timing per distinct (network, resolution)
+    for i, arch in enumerate(resolved):
+        res = resolution or arch.resolution
+        check_runnable(arch, prof, res)
+        hit = _cache.get_measurement(url, arch.hash, res, prof.name, fp) if use_cache else None
+        if hit:
+            out[i] = Measurement(arch.hash, res, prof.name, fp, hit["stats"], True, hit["hardware"],
+                                 hit["conditions"])
+        else:
+            todo.setdefault((arch.hash, res), []).append(i)
+    if todo:
+        firsts = [indices[0] for indices in todo.values()]
+        parts = []
+        for i in firsts:
+            part = network_part(resolved[i], resolution)
+            if onnx_paths and onnx_paths[i]:
+                part.spec["onnx_path"] = onnx_paths[i]
+            parts.append(part)
+        results, conditions = run_parts(prof, parts, timing=timing, progress=progress)
+        for (key, indices), result in zip(todo.items(), results, strict=True):
+            arch, res = resolved[indices[0]], key[1]
+            if isinstance(result, str):
+                raise LatencyError(f"network {arch.hash} cannot run on profile {prof.name}: {result}")
+            _cache.put_measurement(url, arch.hash, res, prof.name, fp, stats=result,
+                                   architecture=arch.canonical_json(), hardware=info, conditions=conditions)
+            for i in indices:
+                out[i] = Measurement(arch.hash, res, prof.name, fp, result, False, info, conditions)
+    return [m for m in out if m is not None]
+
+
+def measure(arch: Architecture | str, profile: str | DeviceProfile, resolution: int | None = None, *,
+            database_url: str | None = None, use_cache: bool = True,
+            timing: TimingSettings | None = None) -> Measurement:
+    """Median/p10/p90 latency of one network at its deployment resolution (or ``resolution``)."""
+    return measure_many([arch], profile, resolution, database_url=database_url, use_cache=use_cache,
+                        timing=timing)[0]

@@ -1,0 +1,219 @@
+"""Runtimes: how a part (network, block, stem, head) is run on a device profile.
+
+Adding a runtime is one class: subclass ``Runtime``, set ``name``, implement ``prepare`` (and
+``unavailable_reason`` if it needs something this machine may lack), and decorate it with
+``@register_runtime``. A TorchScript or CUDA runtime only changes ``prepare``; a runner that times on a
+remote device through a command overrides ``measure_part`` instead, shipping the exported model and
+parsing the device's timings, and the rest (caching, tables, calibration) stays unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from nas.errors import LatencyError
+from nas.latency._parts import Part
+from nas.latency._timing import LatencyStats, TimingSettings, time_callable
+
+if TYPE_CHECKING:
+    from nas.latency._profiles import DeviceProfile
+
+_REGISTRY: dict[str, type[Runtime]] = {}
+
+
+def register_runtime(cls: type[Runtime]) -> type[Runtime]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def runtime_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def runtime_for(profile: DeviceProfile) -> Runtime:
+    return _REGISTRY[profile.runtime](profile)
+
+
+class Runtime(ABC):
+    """Turns a ``Part`` into a zero-argument callable that runs it once, as deployed.
+
+    Contract: ``prepare`` does all one-off work (export, session creation, input allocation), so the
+    callable does exactly one inference and nothing else. Instances live in the measuring subprocess,
+    after it has been pinned to the profile's CPUs and ``configure`` has set the thread counts.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, profile: DeviceProfile) -> None:
+        self.profile = profile
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """None when this runtime can run here, else a one-line reason."""
+        return None
+
+    def configure(self) -> None:  # noqa: B027 (a hook with a default body, like Optuna's samplers)
+        """Set the runtime's thread counts; called once per process before any ``prepare``."""
+
+    @abstractmethod
+    def prepare(self, part: Part) -> Callable[[], object]: ...
+
+    def measure_part(self, part: Part, timing: TimingSettings) -> LatencyStats:
+        return time_callable(self.prepare(part), timing)
+
+
+def _architecture(spec: dict[str, Any]) -> Any:
+    from nas.arch import parse_architecture
+
+    arch = parse_architecture(spec["arch"])
+    return arch if arch.resolution == spec["resolution"] else arch.with_(resolution=spec["resolution"])
+
+
+@register_runtime
+class OrtRuntime(Runtime):
+    """ONNX Runtime, CPU execution provider. Networks go through ``nas.export.export_onnx`` (what users
+    deploy); single parts are written directly as ONNX (``_onnx_graphs``), which is 50x faster."""
+
+    name = "onnxruntime"
+    _LEVELS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC",
+               "disabled": "ORT_DISABLE_ALL"}
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        return None if importlib.util.find_spec("onnxruntime") else "onnxruntime is not installed"
+
+    def _session(self, model: bytes | str) -> Any:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.profile.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.log_severity_level = 3
+        level = self.profile.options.get("graph_optimization", "all")
+        if level not in self._LEVELS:
+            raise LatencyError(f"profile {self.profile.name}: graph_optimization must be one of {list(self._LEVELS)}")
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, self._LEVELS[level])
+        for key, value in self.profile.options.get("session_config", {}).items():
+            so.add_session_config_entry(str(key), str(value))
+        try:
+            return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own untyped errors
+            raise LatencyError(f"ONNX Runtime cannot load this graph on {self.profile.name}: {exc}") from exc
+
+    def prepare(self, part: Part) -> Callable[[], object]:
+        import numpy as np
+
+        from nas.latency import _onnx_graphs as graphs
+
+        s, batch = part.spec, self.profile.batch
+        if part.kind == "network":
+            arch = _architecture(s)
+            path = Path(s["onnx_path"]) if s.get("onnx_path") else None
+            with tempfile.TemporaryDirectory() as tmp:
+                if path is None or not path.is_file():
+                    from nas.export import export_onnx
+
+                    path = export_onnx(arch, Path(tmp) / "net.onnx")
+                session = self._session(str(path))
+            shape: tuple[int, ...] = (batch, 3, arch.resolution, arch.resolution)
+        else:
+            from nas.arch import Block, Head, Stem
+
+            if part.kind == "block":
+                model, shape = graphs.block_graph(s["cin"], s["size"], Block.model_validate(s["block"]), batch)
+            elif part.kind == "stem":
+                model, shape = graphs.stem_graph(Stem.model_validate(s["stem"]), s["resolution"], batch)
+            elif part.kind == "head":
+                model, shape = graphs.head_graph(Head.model_validate(s["head"]), s["cin"], s["size"],
+                                                 s["num_classes"], batch)
+            else:
+                model, shape = graphs.identity_graph(batch)
+            session = self._session(model)
+        name = session.get_inputs()[0].name
+        feed = {name: np.random.default_rng(0).standard_normal(shape, dtype=np.float32)}
+        run = session.run
+        try:
+            run(None, feed)
+        except Exception as exc:
+            raise LatencyError(f"ONNX Runtime cannot run this {part.kind} on {self.profile.name}: {exc}") from exc
+        return lambda: run(None, feed)
+
+
+@register_runtime
+class TorchEagerRuntime(Runtime):
+    """PyTorch eager mode in ``inference_mode``, modules built by ``nas.builder``."""
+
+    name = "torch-eager"
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        return None if importlib.util.find_spec("torch") else "torch is not installed"
+
+    def configure(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.profile.threads)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:  # already set in this process
+            pass
+
+    def prepare(self, part: Part) -> Callable[[], object]:
+        import torch
+
+        module, shape = _torch_module(part, self.profile.batch)
+        module.eval()
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+
+        def run() -> object:
+            with torch.inference_mode():
+                return module(x)
+
+        try:
+            run()
+        except Exception as exc:
+            raise LatencyError(f"PyTorch cannot run this {part.kind} on {self.profile.name}: {exc}") from exc
+        return run
+
+
+def _torch_module(part: Part, batch: int) -> tuple[Any, tuple[int, ...]]:
+    """The ``nas.builder`` module of a part and its input shape; stem and head come from a carrier network
+    so they are exactly the builder's layers."""
+    from torch import nn
+
+    from nas.arch import Architecture, Block, BlockType, Head, Stem
+    from nas.builder import build_block, build_model
+
+    s = part.spec
+    if part.kind == "network":
+        arch = _architecture(s)
+        return build_model(arch), (batch, 3, arch.resolution, arch.resolution)
+    if part.kind == "block":
+        return build_block(s["cin"], Block.model_validate(s["block"])), (batch, s["cin"], s["size"], s["size"])
+    if part.kind == "identity":
+        return nn.ReLU(), (batch, 8, 1, 1)
+    if part.kind == "stem":
+        stem = Stem.model_validate(s["stem"])
+        carrier = Architecture(stem=stem, stages=[[Block(type=BlockType.mbconv, out=8, mid=8)]], head=Head())
+        return build_model(carrier).stem, (batch, 3, s["resolution"], s["resolution"])
+    cin = s["cin"]
+    carrier = Architecture(stem=Stem(channels=cin), stages=[[Block(type=BlockType.mbconv, out=cin, mid=cin)]],
+                           head=Head.model_validate(s["head"]), num_classes=s["num_classes"])
+    net = build_model(carrier)
+
+    class _HeadOnly(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head_conv, self.classifier = net.head_conv, net.classifier
+
+        def forward(self, x: Any) -> Any:
+            x = nn.functional.adaptive_avg_pool2d(self.head_conv(x), 1).flatten(1)
+            return self.classifier(x)
+
+    return _HeadOnly(), (batch, cin, s["size"], s["size"])

@@ -1,0 +1,92 @@
+"""Prediction: sum of table entries (net of the per-call overhead) through a fitted calibration."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from nas.errors import LatencyError
+from nas.latency import Calibration, LatencyPredictor, calibrate, fit_line, network_keys
+from nas.spaces import load_space
+from tests.latency_support import QUICK_ORT, sqlite_url, tiny_space
+
+
+def _predictor(arch_keys: list[str], per_part: float = 1.0, overhead: float = 0.1,
+               calibrations: list[Calibration] | None = None) -> LatencyPredictor:
+    entries = {k: per_part + overhead for k in arch_keys} | {"identity": overhead}
+    return LatencyPredictor("p", "f", entries, calibrations or [])
+
+
+def test_a_line_through_exact_points_is_recovered() -> None:
+    slope, intercept = fit_line([1.0, 2.0, 4.0], [2.5, 4.5, 8.5])
+    assert (slope, intercept) == (pytest.approx(2.0), pytest.approx(0.5))
+
+
+def test_the_fit_minimises_relative_error_so_small_networks_are_not_sacrificed() -> None:
+    xs, ys = [1.0, 2.0, 10.0, 10.0], [1.0, 2.0, 9.0, 11.5]
+    slope, intercept = fit_line(xs, ys)
+    assert abs((slope * 1 + intercept) - 1.0) < 0.05  # within 5% on the small network
+
+
+def test_one_point_gives_an_offset_and_degenerate_points_a_ratio() -> None:
+    assert fit_line([2.0], [3.0]) == (1.0, 1.0)
+    slope, intercept = fit_line([2.0, 2.0], [3.0, 3.0])
+    assert slope == pytest.approx(1.5) and intercept == 0.0
+    with pytest.raises(LatencyError):
+        fit_line([], [])
+
+
+def test_prediction_is_the_calibrated_sum_of_entries_net_of_the_call_overhead() -> None:
+    arch = load_space("mobilenetv3-small").sample(seed=0)
+    keys = network_keys(arch)
+    cal = Calibration(1.5, 0.2, "mobilenetv3-small", 224)
+    predictor = _predictor(keys, calibrations=[cal])
+    assert predictor.table_sum(arch) == pytest.approx(len(keys))
+    assert predictor.predict(arch) == pytest.approx(1.5 * len(keys) + 0.2)
+
+
+def test_the_space_calibration_wins_then_the_all_spaces_one_then_none() -> None:
+    arch = load_space("mobilenetv3-small").sample(seed=0)
+    n = len(network_keys(arch))
+    own, anyspace = Calibration(2.0, 0.0, "mobilenetv3-small", 224), Calibration(3.0, 0.0, "*", 224)
+    assert _predictor(network_keys(arch), calibrations=[own, anyspace]).predict(arch) == pytest.approx(2 * n)
+    assert _predictor(network_keys(arch), calibrations=[anyspace]).predict(arch) == pytest.approx(3 * n)
+    raw = _predictor(network_keys(arch), overhead=0.1)
+    assert raw.predict(arch) == pytest.approx(n + 0.1)  # uncalibrated: one call overhead per network
+
+
+def test_a_network_with_parts_missing_from_the_table_gets_an_error_saying_how_to_build_it() -> None:
+    arch = load_space("mobilenetv3-small").sample(seed=0)
+    predictor = _predictor(network_keys(arch)[:-1])
+    with pytest.raises(LatencyError, match=r"no entry for 1 part.*nas latency profile --device p "
+                                           r"--space mobilenetv3-small --resolution 224"):
+        predictor.predict(arch)
+    with pytest.raises(LatencyError, match="resolution 160"):
+        _predictor(network_keys(arch)).predict(arch, 160)
+
+
+def test_predicting_any_member_of_a_space_takes_well_under_a_millisecond() -> None:
+    space = load_space("mobilenetv3-large")
+    archs = [space.sample(seed=s) for s in range(50)]
+    predictor = _predictor(sorted({k for a in archs for k in network_keys(a)}),
+                           calibrations=[Calibration(1.1, 0.3, "mobilenetv3-large", 224)])
+    start = time.perf_counter()
+    for _ in range(10):
+        for arch in archs:
+            predictor.predict(arch)
+    per_prediction = (time.perf_counter() - start) / 500
+    assert per_prediction < 0.5e-3
+
+
+def test_calibrating_on_a_few_small_networks_fits_and_stores_the_line(tmp_path: Path) -> None:
+    url, space = sqlite_url(tmp_path), tiny_space(tmp_path)
+    cal = calibrate(QUICK_ORT, space, 96, networks=4, database_url=url)
+    assert cal.scope == "tiny" and cal.resolution == 96 and len(cal.points) == 4 and cal.slope > 0
+    predictor = LatencyPredictor.from_database(QUICK_ORT, database_url=url)
+    assert {(c.scope, c.resolution) for c in predictor.calibrations} == {("tiny", 96), ("*", 96)}
+    for arch_hash, table_sum, measured in cal.points:
+        assert cal.slope * table_sum + cal.intercept_ms == pytest.approx(measured, rel=0.5), arch_hash
+    arch = space.sample(seed=1_000_000)  # the first calibration network
+    assert predictor.predict(arch) == pytest.approx(cal.slope * cal.points[0][1] + cal.intercept_ms)

@@ -1,0 +1,70 @@
+"""The timing loop and its statistics, on a fake clock (deterministic, no real timing)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from nas.latency import TimingSettings, time_callable
+from nas.latency._timing import median_ci_rel, summarize
+
+
+class FakeClock:
+    """A clock that advances only when the timed callable 'runs', by durations from a cycle."""
+
+    def __init__(self, durations_ms: list[float]) -> None:
+        self.now_ns = 0
+        self.durations = itertools.cycle(durations_ms)
+        self.calls = 0
+
+    def clock(self) -> int:
+        return self.now_ns
+
+    def run(self) -> None:
+        self.calls += 1
+        self.now_ns += int(next(self.durations) * 1e6)
+
+
+FAST = TimingSettings(warmup_runs=5, warmup_seconds=0.0, min_runs=20, max_runs=500, max_seconds=10, target_ci=0.01)
+
+
+def test_a_perfectly_stable_callable_stops_after_the_minimum_runs() -> None:
+    fake = FakeClock([2.0])
+    stats = time_callable(fake.run, FAST, clock=fake.clock)
+    assert stats.runs == 20 and fake.calls == 25  # 5 warm-up runs are not samples
+    assert stats.median_ms == stats.p10_ms == stats.p90_ms == pytest.approx(2.0)
+
+
+def test_a_noisy_callable_gets_more_runs_until_the_median_is_pinned_down() -> None:
+    fake = FakeClock([1.0, 1.3, 0.8, 1.1, 2.5, 0.9, 1.0, 1.2, 1.05, 0.95])
+    stats = time_callable(fake.run, FAST, clock=fake.clock)
+    assert 20 < stats.runs <= 500
+    assert stats.p10_ms <= stats.median_ms <= stats.p90_ms
+
+
+def test_run_and_time_caps_bound_the_loop() -> None:
+    fake = FakeClock([1.0, 5.0])  # bimodal: the median's interval never narrows
+    capped = TimingSettings(warmup_runs=0, min_runs=5, max_runs=40, max_seconds=10, target_ci=0.001)
+    assert time_callable(fake.run, capped, clock=fake.clock).runs == 40
+    slow = FakeClock([100.0])
+    timed = TimingSettings(warmup_runs=1, min_runs=50, max_runs=1000, max_seconds=0.5, target_ci=0.001)
+    assert time_callable(slow.run, timed, clock=slow.clock).runs == 5
+
+
+def test_warm_up_lasts_at_least_its_duration() -> None:
+    fake = FakeClock([1.0])
+    settings = TimingSettings(warmup_runs=2, warmup_seconds=0.05, min_runs=10, target_ci=0.5)
+    time_callable(fake.run, settings, clock=fake.clock)
+    assert fake.calls == 50 + 10
+
+
+def test_summary_quantiles_interpolate_like_numpy() -> None:
+    stats = summarize([float(x) for x in range(1, 11)])
+    assert (stats.median_ms, stats.p10_ms, stats.p90_ms, stats.runs) == (5.5, 1.9, 9.1, 10)
+    assert stats.spread == pytest.approx((9.1 - 1.9) / 5.5)
+
+
+def test_the_median_interval_narrows_with_more_samples() -> None:
+    noisy = [1.0 + 0.1 * ((i * 7919) % 11) / 10 for i in range(400)]
+    assert median_ci_rel(sorted(noisy[:400])) < median_ci_rel(sorted(noisy[:40]))
