@@ -17,6 +17,9 @@ class TrainRecipe(BaseModel):
     ``resolution`` is the *training* resolution; the architecture's own ``resolution`` stays the
     deployment resolution that latency is judged at. ``subset`` caps the training examples per epoch
     (a seeded, stratified subset of the training split); validation always uses the whole split.
+    Before each validation the BN statistics are re-estimated on ``bn_recalibration`` training examples
+    (as OFA does for sub-networks): after a few hundred high-learning-rate steps the running averages
+    lag the weights, and early-epoch accuracy (what a pruner sees) would otherwise sit near chance.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -37,6 +40,9 @@ class TrainRecipe(BaseModel):
     threads: int | None = Field(default=None, ge=1, le=512, description="torch CPU threads; None: all cores.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     eval_batch_size: int = Field(default=256, ge=1, le=65536)
+    bn_recalibration: int = Field(
+        default=512, ge=0,
+        description="Training examples used to re-estimate BN statistics before each validation; 0: off.")
 
     @property
     def fingerprint(self) -> str:

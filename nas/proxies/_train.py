@@ -134,6 +134,27 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def recalibrate_bn(model: nn.Module, x: torch.Tensor, batch_size: int) -> None:
+    """Replace BN running statistics with their exact average over ``x`` (train-mode forward, no grad)."""
+    import torch
+    from torch import nn
+
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms or len(x) < 2:
+        return
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: every batch weighs the same
+    model.train()
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            if len(x) - start >= 2:
+                model(x[start:start + batch_size])
+    for m, momentum in zip(norms, saved, strict=True):
+        m.momentum = momentum
+
+
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
     """Top-1 accuracy (0..1) in eval mode (BN running statistics, no dropout)."""
     import torch
@@ -194,6 +215,8 @@ def train_and_evaluate(arch: Architecture, data: ProxyData, recipe: TrainRecipe 
         criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
         order = torch.Generator().manual_seed(recipe.seed)
         n = len(train_y)
+        calibration = torch.randperm(n, generator=torch.Generator().manual_seed(recipe.seed + 1))
+        calibration = calibration[:recipe.bn_recalibration].to(device)
         steps_per_epoch = sum(1 for s in range(0, n, recipe.batch_size) if n - s >= 2)
         total = steps_per_epoch * recipe.epochs
         step, accs, losses, pruned, diverged = 0, [], [], False, False
@@ -221,6 +244,8 @@ def train_and_evaluate(arch: Architecture, data: ProxyData, recipe: TrainRecipe 
                 loss_sum += float(loss.detach()) * len(idx)
                 seen += len(idx)
             losses.append(loss_sum / max(seen, 1))
+            if recipe.bn_recalibration and not diverged:
+                recalibrate_bn(model, train_x[calibration], recipe.batch_size)
             accs.append(evaluate(model, val_x, val_y, recipe.eval_batch_size))
             log.debug("%s epoch %d: loss %.4f, val %.4f", arch.hash, epoch, losses[-1], accs[-1])
             if diverged:
