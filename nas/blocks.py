@@ -10,17 +10,7 @@ import torch
 from torch import nn
 
 from nas.arch import Activation
-
-
-def make_divisible(value: float, divisor: int = 8) -> int:
-    """MobileNet's channel rounding: nearest multiple of ``divisor``, never more than 10% below ``value``."""
-    new = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return new + divisor if new < 0.9 * value else new
-
-
-def se_channels(mid: int) -> int:
-    """Squeeze width of the SE module (torchvision MobileNetV3: make_divisible(mid // 4, 8))."""
-    return make_divisible(mid // 4, 8)
+from nas.channels import se_channels
 
 
 def activation(name: Activation | str) -> nn.Module:

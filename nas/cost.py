@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nas.arch import Architecture, Block, BlockType
-from nas.blocks import se_channels
+from nas.channels import se_channels
 
 
 @dataclass

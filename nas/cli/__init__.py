@@ -20,7 +20,9 @@ app.command("run")(run.run)
 def main() -> None:
     """Entry point: library errors become one line on stderr and exit code 2."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns (not raises) typer.Exit codes in this mode
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except NASError as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201
         sys.exit(2)

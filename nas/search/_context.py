@@ -35,13 +35,6 @@ class SearchContext:
         arch = self.space.decode(choices, num_classes=self.num_classes)
         return arch.with_(resolution=self.spec.latency.resolution)
 
-    def constraints_func(self, trial: optuna.trial.FrozenTrial) -> list[float]:
-        """Optuna constraint (feasible iff <= 0): only Pareto searches constrain latency to the target."""
-        if not self.pareto:
-            return [0.0]
-        latency = trial.user_attrs.get("latency_ms")
-        return [float(latency) - self.target_ms] if latency is not None else [float("inf")]
-
     def checkpoint_path(self, trial_number: int) -> Path:
         path = self.run_dir / "checkpoints" / f"trial-{trial_number:05d}.pt"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -53,7 +53,7 @@ def build_context(spec: SearchSpec, strategy: Strategy, *, study_name: str, stor
     ctx = SearchContext(spec=spec, study=None, space=space, num_classes=num_classes,  # type: ignore[arg-type]
                         target_ms=0.0, reward=reward_probe, storage_url=storage_url, run_dir=run_dir)
     ctx.study = open_study(spec, study_name, storage_url, reward_probe.directions, strategy.create_sampler(ctx),
-                           make_pruner(spec))
+                           make_pruner(spec.proxy.pruner, spec.proxy.recipe.epochs))
     ctx.target_ms = resolve_target(ctx)
     ctx.reward = RewardSpec(kind=spec.reward.kind, target_ms=ctx.target_ms, alpha=spec.reward.alpha,
                             beta=spec.reward.beta)
@@ -148,7 +148,7 @@ def _job(ctx: SearchContext, p: Proposal) -> Job:
     arch_doc = p.arch.model_dump(mode="json")
     train = TrainRequest(storage_url=ctx.storage_url, study_name=ctx.study.study_name, trial_id=p.trial._trial_id,
                          trial_number=p.trial.number, architecture=arch_doc, dataset=ctx.spec.proxy.dataset,
-                         recipe=recipe, report=not ctx.pareto and p.epochs is None,
+                         recipe=recipe, report=not ctx.pareto and p.epochs is None, pruner=ctx.spec.proxy.pruner,
                          init_checkpoint=p.init_checkpoint,
                          save_checkpoint=str(ctx.checkpoint_path(p.trial.number)))
     latency = LatencyRequest(architecture=arch_doc, device=ctx.spec.device, mode=ctx.spec.latency.mode)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from nas.arch import Architecture, parse_architecture
 from nas.data import DatasetSpec
 from nas.proxies import TrainRecipe
+from nas.search._spec import PrunerSpec
 
 if TYPE_CHECKING:
     from nas.data import ProxyData
@@ -34,6 +35,7 @@ class TrainRequest(BaseModel):
     recipe: TrainRecipe
     report: bool = True
     """Report each epoch's accuracy to the trial so the study's pruner can stop it."""
+    pruner: PrunerSpec = PrunerSpec()
     init_checkpoint: str | None = None
     save_checkpoint: str | None = None
 
@@ -89,11 +91,18 @@ def train_candidate(req: TrainRequest) -> TrainOutcome:
     arch = parse_architecture(req.architecture)
     report = None
     if req.report:
-        study = optuna.load_study(study_name=req.study_name, storage=_storage(req.storage_url))
+        from nas.search._study import make_pruner
+
+        study = optuna.load_study(study_name=req.study_name, storage=_storage(req.storage_url),
+                                  pruner=make_pruner(req.pruner, req.recipe.epochs))
         report = optuna_reporter(optuna.trial.Trial(study, req.trial_id))
     init_state = None
     if req.init_checkpoint:
-        init_state = torch.load(req.init_checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+        from nas.builder import build_model
+        from nas.strategies._shrink import truncate_state
+
+        parent = torch.load(req.init_checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+        init_state = truncate_state(parent, build_model(arch).state_dict())
     result = train_and_evaluate(arch, _dataset(req.dataset), req.recipe, report=report, init_state=init_state)
     checkpoint = None
     if req.save_checkpoint and not result.pruned:

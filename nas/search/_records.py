@@ -43,6 +43,8 @@ def record_result(ctx: SearchContext, p: Proposal, result: JobResult) -> None:
     lat, tr = result.latency, result.train
     for key, value in _facts(lat, tr).items():
         trial.set_user_attr(key, value)
+    if ctx.pareto:
+        trial.set_constraint("latency_over_target_ms", lat.ms - ctx.target_ms)
     if tr.diverged:
         trial.set_user_attr("error", "training diverged (non-finite loss)")
         ctx.study.tell(trial, state=TrialState.FAIL)

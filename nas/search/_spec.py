@@ -69,6 +69,7 @@ class BudgetSpec(_Strict):
 class PrunerSpec(_Strict):
     name: Literal["none", "median", "hyperband"] = "median"
     startup_trials: int = Field(default=3, ge=0)
+    warmup_epochs: int = Field(default=0, ge=0, description="Epochs a candidate always gets before pruning.")
 
 
 class ProxySpec(_Strict):

@@ -8,7 +8,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from nas.errors import SearchError
-from nas.search._spec import SearchSpec
+from nas.search._spec import PrunerSpec, SearchSpec
 
 if TYPE_CHECKING:
     import optuna
@@ -53,14 +53,14 @@ def open_study(spec: SearchSpec, study_name: str, storage_url: str, directions: 
     return study
 
 
-def make_pruner(spec: SearchSpec) -> optuna.pruners.BasePruner:
+def make_pruner(p: PrunerSpec, epochs: int) -> optuna.pruners.BasePruner:
+    """Optuna keeps no pruner in storage: the driver and every worker build it from the spec."""
     import optuna
 
-    p = spec.proxy.pruner
     if p.name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_epochs)
     if p.name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=spec.proxy.recipe.epochs)
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
     return optuna.pruners.NopPruner()
 
 

@@ -13,7 +13,7 @@ import random
 from typing import Any
 
 from nas.arch import Architecture, BlockType, parse_architecture
-from nas.blocks import make_divisible
+from nas.channels import make_divisible
 from nas.spaces._schema import SpaceDefinition, StageSpace
 
 Choices = dict[str, Any]

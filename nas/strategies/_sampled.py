@@ -57,8 +57,7 @@ def tpe_strategy() -> SampledStrategy:
 
         budget = ctx.spec.budget.trials or 40
         startup = int(_opt(ctx, "n_startup_trials", max(3, min(10, budget // 4))))
-        return optuna.samplers.TPESampler(seed=ctx.spec.seed, n_startup_trials=startup, multivariate=True,
-                                          constraints_func=ctx.constraints_func)
+        return optuna.samplers.TPESampler(seed=ctx.spec.seed, n_startup_trials=startup, multivariate=True)
 
     return SampledStrategy("tpe", factory)
 
@@ -69,8 +68,7 @@ def nsga2_strategy() -> SampledStrategy:
 
         budget = ctx.spec.budget.trials or 40
         population = int(_opt(ctx, "population_size", max(4, min(20, budget // 3))))
-        return optuna.samplers.NSGAIISampler(seed=ctx.spec.seed, population_size=population,
-                                             constraints_func=ctx.constraints_func)
+        return optuna.samplers.NSGAIISampler(seed=ctx.spec.seed, population_size=population)
 
     return SampledStrategy("nsga2", factory)
 

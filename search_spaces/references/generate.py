@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.arch import parse_architecture
-from nas.blocks import make_divisible
+from nas.channels import make_divisible
 
 HERE = Path(__file__).parent
 

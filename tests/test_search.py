@@ -1,0 +1,158 @@
+"""The search engine end to end on SQLite: strategies, records, Pareto, pruning, dedup and resume."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas.arch import parse_architecture
+from nas.search import best_trial, pareto_trials, run_search, write_outputs
+from nas.spaces import load_space, membership_problems
+
+from .search_helpers import tiny_spec
+
+RECORDED = {"architecture", "arch_hash", "arch_string", "params", "macs", "accuracy", "latency_ms",
+            "latency_source", "latency_p10_ms", "latency_p90_ms", "reward", "strategy", "device"}
+
+
+@pytest.fixture
+def db(tmp_path) -> str:  # type: ignore[no-untyped-def]
+    return f"sqlite:///{tmp_path / 'nas.db'}"
+
+
+@pytest.mark.parametrize("strategy", ["random", "tpe", "nsga2", "evolution"])
+def test_each_sampling_strategy_runs_a_tiny_search_and_records_every_fact(strategy: str, db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    spec = tiny_spec(name=f"t-{strategy}", strategy={"name": strategy, "options": {"population_size": 2}})
+    ctx = run_search(spec, storage_url=db, run_dir=tmp_path / "run")
+    trials = ctx.study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 3
+    for t in trials:
+        assert RECORDED <= set(t.user_attrs), set(RECORDED) - set(t.user_attrs)
+        assert t.user_attrs["latency_source"] == "measured"
+        assert 0.0 <= t.user_attrs["accuracy"] <= 1.0 and t.user_attrs["latency_ms"] > 0
+        arch = parse_architecture(t.user_attrs["architecture"])
+        assert arch.resolution == 64 and arch.num_classes == 10
+        assert membership_problems(load_space("mobilenetv3-small"), arch) == []
+        expected = t.user_attrs["accuracy"] * (t.user_attrs["latency_ms"] / 0.5) ** -0.07
+        assert math.isclose(t.value, expected, rel_tol=1e-9)
+    result = write_outputs(ctx)
+    assert result["best"]["trial"] == max(trials, key=lambda t: t.value).number
+    assert (tmp_path / "run" / "best.json").is_file()
+
+
+def test_the_study_lives_in_the_given_database_for_the_optuna_dashboard(db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    run_search(tiny_spec(name="dash", budget={"trials": 1}), storage_url=db, run_dir=tmp_path)
+    study = optuna.load_study(study_name="dash", storage=db)
+    assert study.user_attrs["target_ms"] == 0.5
+    assert study.user_attrs["spec"]["strategy"]["name"] == "random"
+    assert len(study.trials) == 1
+
+
+def test_evolution_children_differ_from_their_tournament_parent_in_one_choice(db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    spec = tiny_spec(name="evo", strategy={"name": "evolution", "options": {"population_size": 2,
+                                                                            "tournament_size": 1}},
+                     budget={"trials": 4})
+    ctx = run_search(spec, storage_url=db, run_dir=tmp_path)
+    children = [t for t in ctx.study.trials if "evolution" in t.system_attrs]
+    assert len(children) == 2
+    for child in children:
+        parent = ctx.study.trials[child.system_attrs["evolution"]["parent_trial"]]
+        assert sum(parent.params[k] != child.params[k] for k in parent.params) == 1
+
+
+def test_pareto_search_returns_the_non_dominated_front(db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    spec = tiny_spec(name="pareto", reward={"kind": "pareto"}, strategy={"name": "nsga2"}, budget={"trials": 4})
+    ctx = run_search(spec, storage_url=db, run_dir=tmp_path)
+    assert len(ctx.study.directions) == 2
+    front = pareto_trials(ctx)
+    done = ctx.study.get_trials(states=(TrialState.COMPLETE,))
+    for f in front:
+        fa, fl = f.user_attrs["accuracy"], f.user_attrs["latency_ms"]
+        assert not any(t.user_attrs["accuracy"] >= fa and t.user_attrs["latency_ms"] <= fl and
+                       (t.user_attrs["accuracy"] > fa or t.user_attrs["latency_ms"] < fl) for t in done)
+    best = best_trial(ctx)
+    assert best is not None and best in front or best.number in {f.number for f in front}
+
+
+def test_a_repeated_architecture_reuses_the_earlier_result_instead_of_training_again(db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    spec = tiny_spec(name="dup", budget={"trials": 2})
+    ctx = run_search(spec.model_copy(update={"budget": spec.budget.model_copy(update={"trials": 1})}),
+                     storage_url=db, run_dir=tmp_path)
+    ctx.study.enqueue_trial(ctx.study.trials[0].params)
+    ctx = run_search(spec, storage_url=db, run_dir=tmp_path)
+    first, second = ctx.study.trials
+    assert second.user_attrs["duplicate_of"] == 0
+    assert second.value == first.value and second.user_attrs["accuracy"] == first.user_attrs["accuracy"]
+
+
+def test_a_search_interrupted_mid_trial_resumes_and_reruns_that_candidate(db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    spec = tiny_spec(name="resume", budget={"trials": 2})
+    ctx = run_search(spec.model_copy(update={"budget": spec.budget.model_copy(update={"trials": 1})}),
+                     storage_url=db, run_dir=tmp_path)
+    # a driver killed mid-trial leaves the trial RUNNING in storage
+    zombie = ctx.study.ask()
+    choices = {n: zombie.suggest_categorical(n, o) for n, o in ctx.space.dimensions().items()}
+    ctx = run_search(spec, storage_url=db, run_dir=tmp_path)
+    states = {t.number: t.state for t in ctx.study.trials}
+    assert states[zombie.number] is TrialState.FAIL
+    assert ctx.study.trials[zombie.number].user_attrs["interrupted"] is True
+    retry = [t for t in ctx.study.trials if t.user_attrs.get("retry_of") == zombie.number]
+    assert len(retry) == 1 and retry[0].state is TrialState.COMPLETE and retry[0].params == choices
+    assert sum(s is TrialState.COMPLETE for s in states.values()) == 2
+
+
+def test_resuming_with_a_different_spec_is_refused(db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from nas.errors import SearchError
+
+    run_search(tiny_spec(name="same", budget={"trials": 1}), storage_url=db, run_dir=tmp_path)
+    with pytest.raises(SearchError, match="different spec"):
+        run_search(tiny_spec(name="same", seed=5, budget={"trials": 1}), storage_url=db, run_dir=tmp_path)
+
+
+def test_the_median_pruner_stops_a_candidate_below_the_median_curve(db: str) -> None:
+    from optuna.distributions import FloatDistribution
+
+    from nas.search import TrainRequest
+    from nas.search._evaluate import train_candidate
+    from nas.search._study import rdb_storage
+
+    study = optuna.create_study(study_name="prune", storage=rdb_storage(db), direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0))
+    for _ in range(2):  # two earlier candidates that were perfect after every epoch
+        study.add_trial(optuna.trial.create_trial(value=1.0, intermediate_values={1: 1.0, 2: 1.0, 3: 1.0},
+                                                  params={"x": 0.0}, distributions={"x": FloatDistribution(0, 1)}))
+    trial = study.ask()
+    spec = tiny_spec()
+    arch = load_space("mobilenetv3-small").sample(seed=1, num_classes=10).with_(resolution=64)
+    outcome = train_candidate(TrainRequest(
+        storage_url=db, study_name="prune", trial_id=trial._trial_id, trial_number=trial.number,
+        architecture=arch.model_dump(mode="json"), dataset=spec.proxy.dataset,
+        recipe=spec.proxy.recipe.model_copy(update={"epochs": 3}),
+        pruner={"name": "median", "startup_trials": 1}))
+    assert outcome.pruned and outcome.epochs_run == 1
+
+
+def test_netadapt_shrinks_one_layer_per_proposal_inherits_weights_and_ends_with_a_fine_tune(db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    spec = tiny_spec(name="netadapt", latency={"mode": "measured", "resolution": 128, "target_ms": 0.01},
+                     strategy={"name": "netadapt", "options": {"seed": "mobilenetv3-small-0.75", "step": 0.02,
+                                                               "max_proposals": 3, "final_epochs": 2}},
+                     budget={"trials": 5})
+    ctx = run_search(spec, storage_url=db, run_dir=tmp_path)
+    trials = ctx.study.trials
+    kinds = [t.user_attrs["netadapt_kind"] for t in trials]
+    assert kinds[0] == "seed" and kinds[-1] == "final" and set(kinds[1:-1]) == {"adapt"}
+    assert len(trials) == 5 and all(t.state is TrialState.COMPLETE for t in trials)
+    seed = parse_architecture(trials[0].user_attrs["architecture"])
+    first_iteration = [t for t in trials if t.user_attrs["netadapt_iteration"] == 0 and t.number > 0]
+    for t in first_iteration:
+        child = parse_architecture(t.user_attrs["architecture"])
+        widths = lambda a: [(b.mid, b.out) for _, _, b in a.blocks()] + [(a.head.channels, 0)]  # noqa: E731
+        assert sum(x != y for x, y in zip(widths(seed), widths(child), strict=True)) >= 1
+        assert t.user_attrs["inherited"] > 0, "a proposal starts from the current network's weights"
+        assert t.user_attrs["netadapt_estimated_ms"] < trials[0].user_attrs["latency_ms"]
+        assert t.user_attrs["epochs_run"] == 1
+    assert trials[-1].user_attrs["epochs_run"] == 2
+    assert ctx.study.user_attrs["netadapt_state"]["phase"] == "done"
