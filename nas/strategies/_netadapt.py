@@ -209,7 +209,8 @@ class NetAdaptStrategy(Strategy):
         parts = dict(predictor.breakdown(arch))
         keys = network_keys(arch)
         block_ms = [parts.get(key, 0.0) for key in keys[1:1 + len(arch.blocks())]]
-        flat = {(s, b): i for i, (s, b) in enumerate((s, b) for s, st in enumerate(arch.stages) for b in range(len(st)))}
+        positions = [(s, b) for s, stage in enumerate(arch.stages) for b in range(len(stage))]
+        flat = {pos: i for i, pos in enumerate(positions)}
 
         def weight(layer: Layer) -> float:
             if layer.kind == "mid":
