@@ -72,3 +72,7 @@ class SpecError(NASError):
 
 class SearchError(NASError):
     """A search cannot start or continue (unknown study, inconsistent resume, ...)."""
+
+
+class SearchCancelled(NASError):
+    """The search's owner asked it to stop; the driver stops between trials."""

@@ -16,6 +16,9 @@ class Settings(BaseSettings):
     database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite in NAS_HOME.")
     redis_url: str = "redis://127.0.0.1:6379/0"
     log_level: str = "INFO"
+    search_parallelism: int = Field(default=2, ge=1, le=256, description="Candidates in flight per search.")
+    device_ttl: float = Field(default=60.0, gt=0, description="A latency worker counts as live this long.")
+    task_visibility_timeout: int = Field(default=6 * 3600, description="Redis redelivery delay for unacked tasks.")
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from nas.rewards import RewardSpec
 from nas.search._context import SearchContext
-from nas.search._evaluate import LatencyRequest, TrainRequest, dataset_classes
+from nas.search._evaluate import LatencyRequest, TrainRequest, TrialRef, dataset_classes
 from nas.search._executor import Executor, Job, JobResult, LocalExecutor
 from nas.search._records import record_duplicate, record_proposal, record_result
 from nas.search._spec import SearchSpec
@@ -43,7 +43,7 @@ ProgressCallback = Callable[[SearchProgress], None]
 
 
 def build_context(spec: SearchSpec, strategy: Strategy, *, study_name: str, storage_url: str,
-                  run_dir: Path) -> SearchContext:
+                  run_dir: Path, executor: Executor | None = None) -> SearchContext:
     from nas.search._target import resolve_target
     from nas.spaces import load_space, parse_space
 
@@ -54,7 +54,7 @@ def build_context(spec: SearchSpec, strategy: Strategy, *, study_name: str, stor
                         target_ms=0.0, reward=reward_probe, storage_url=storage_url, run_dir=run_dir)
     ctx.study = open_study(spec, study_name, storage_url, reward_probe.directions, strategy.create_sampler(ctx),
                            make_pruner(spec.proxy.pruner, spec.proxy.recipe.epochs))
-    ctx.target_ms = resolve_target(ctx)
+    ctx.target_ms = resolve_target(ctx, executor or LocalExecutor())
     ctx.reward = RewardSpec(kind=spec.reward.kind, target_ms=ctx.target_ms, alpha=spec.reward.alpha,
                             beta=spec.reward.beta)
     return ctx
@@ -73,8 +73,9 @@ def run_search(spec: SearchSpec, *, study_name: str | None = None, storage_url: 
     run_dir = run_dir or settings.home / "searches" / study_name
     run_dir.mkdir(parents=True, exist_ok=True)
     strategy = make_strategy(spec.strategy.name)
-    ctx = build_context(spec, strategy, study_name=study_name, storage_url=storage_url, run_dir=run_dir)
     executor = executor or LocalExecutor()
+    ctx = build_context(spec, strategy, study_name=study_name, storage_url=storage_url, run_dir=run_dir,
+                        executor=executor)
     stale = recover_interrupted(ctx.study)
     if stale:
         strategy.resume(ctx, stale)
@@ -151,7 +152,9 @@ def _job(ctx: SearchContext, p: Proposal) -> Job:
                          recipe=recipe, report=not ctx.pareto and p.epochs is None, pruner=ctx.spec.proxy.pruner,
                          init_checkpoint=p.init_checkpoint,
                          save_checkpoint=str(ctx.checkpoint_path(p.trial.number)))
-    latency = LatencyRequest(architecture=arch_doc, device=ctx.spec.device, mode=ctx.spec.latency.mode)
+    ref = TrialRef(storage_url=ctx.storage_url, study_name=ctx.study.study_name, trial_id=p.trial._trial_id,
+                   trial_number=p.trial.number)
+    latency = LatencyRequest(architecture=arch_doc, device=ctx.spec.device, mode=ctx.spec.latency.mode, trial=ref)
     return Job(p.trial.number, train, latency)
 
 

@@ -52,12 +52,24 @@ class TrainOutcome(BaseModel):
     checkpoint: str | None = None
 
 
+class TrialRef(BaseModel):
+    """Where a distributed task records its outcome: the trial's user attributes in the study's database."""
+
+    model_config = ConfigDict(frozen=True)
+
+    storage_url: str
+    study_name: str
+    trial_id: int
+    trial_number: int
+
+
 class LatencyRequest(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     architecture: dict[str, Any]
     device: str
     mode: Literal["measured", "predicted"]
+    trial: TrialRef | None = None
 
 
 class LatencyOutcome(BaseModel):

@@ -46,6 +46,10 @@ class Executor(ABC):
     @abstractmethod
     def run(self, jobs: list[Job]) -> Iterator[JobResult]: ...
 
+    def judge(self, request: LatencyRequest) -> LatencyOutcome:
+        """One latency on the target device (the search's T for a reference network); in-process here."""
+        return judge_latency(request)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release workers, connections."""
 

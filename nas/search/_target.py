@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 
 from nas.search._context import SearchContext
+from nas.search._evaluate import LatencyRequest
+from nas.search._executor import Executor
 
 log = logging.getLogger(__name__)
 
 
-def resolve_target(ctx: SearchContext) -> float:
+def resolve_target(ctx: SearchContext, executor: Executor) -> float:
     """Fixed once per study (stored), so a resume is judged against the same T."""
     stored = ctx.study.user_attrs.get("target_ms")
     if stored is not None:
@@ -19,12 +21,12 @@ def resolve_target(ctx: SearchContext) -> float:
         target = lat.target_ms
     else:
         from nas.arch import load_architecture
-        from nas.search._latency import judge
 
         assert lat.target_reference is not None
         reference = load_architecture(lat.target_reference).with_(resolution=lat.resolution,
                                                                   num_classes=ctx.num_classes)
-        outcome = judge(reference, ctx.spec.device, "measured")
+        outcome = executor.judge(LatencyRequest(architecture=reference.model_dump(mode="json"),
+                                                device=ctx.spec.device, mode="measured"))
         target = outcome.ms
         ctx.study.set_user_attr("target_reference", {"name": lat.target_reference, "hash": reference.hash,
                                                      **outcome.model_dump(mode="json")})
