@@ -76,3 +76,17 @@ class SearchError(NASError):
 
 class SearchCancelled(NASError):
     """The search's owner asked it to stop; the driver stops between trials."""
+
+
+class ConflictError(NASError):
+    """A request is valid but the thing's current state forbids it (cancelling a finished search,
+    creating a token whose name is taken); the API answers 409."""
+
+
+class ServiceError(NASError):
+    """The NAS service answered a client request with an error, or could not be reached. The message
+    is the service's own one-line reason; ``status`` is the HTTP status (0 when there was no answer)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        self.status = status
+        super().__init__(message)

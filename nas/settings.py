@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     search_parallelism: int = Field(default=2, ge=1, le=256, description="Candidates in flight per search.")
     device_ttl: float = Field(default=60.0, gt=0, description="A latency worker counts as live this long.")
     task_visibility_timeout: int = Field(default=6 * 3600, description="Redis redelivery delay for unacked tasks.")
+    api_url: str = Field(default="http://127.0.0.1:8000", description="Where CLI client commands send requests.")
+    api_token: str = Field(default="", description="Bearer token for CLI client commands (`nas token create`).")
+    max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Larger API request bodies get 413.")
 
     def resolved_database_url(self) -> str:
         if self.database_url:
