@@ -1,0 +1,34 @@
+"""The one translation of library errors into HTTP answers.
+
+Field errors (specs, spaces, architectures) are shaped like FastAPI's own validation errors, so a
+client reads every 422 the same way: ``{"detail": [{"loc": ["body", ...], "msg": ..., "type": ...}]}``.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request, status
+from fastapi.responses import JSONResponse
+
+from nas.errors import ArchitectureError, ConflictError, NASError, NotFoundError, SpaceError, SpecError
+
+
+def _loc(field: str) -> list[str | int]:
+    if field in ("", "(document)"):
+        return ["body"]
+    return ["body", *(int(p) if p.isdigit() else p for p in field.split("."))]
+
+
+def to_response(exc: NASError) -> JSONResponse:
+    if isinstance(exc, NotFoundError):
+        return JSONResponse({"detail": str(exc)}, status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, SpecError | SpaceError | ArchitectureError):
+        detail = [{"type": "value_error", "loc": _loc(exc.field), "msg": exc.reason}]
+        return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    if isinstance(exc, ConflictError):
+        return JSONResponse({"detail": str(exc)}, status.HTTP_409_CONFLICT)
+    return JSONResponse({"detail": str(exc)}, status.HTTP_400_BAD_REQUEST)
+
+
+async def nas_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, NASError)
+    return to_response(exc)

@@ -1,0 +1,48 @@
+"""The FastAPI application: assembles the routers, the error translation and the body limit.
+
+Run it with ``nas serve`` (or ``uvicorn api.main:app``). On start it migrates the service tables.
+It never imports torch: specs are validated and work is queued by task name only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from api import openapi
+from api.errors import nas_error_handler
+from api.limits import BodySizeLimit
+from api.routes import devices, health, searches, spaces
+from nas.errors import NASError
+from nas.service import upgrade
+from nas.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    url = get_settings().resolved_database_url()
+    await run_in_threadpool(upgrade, url)
+    yield
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    app = FastAPI(title="Platform-aware NAS", version="0.1.0", lifespan=lifespan,
+                  description="Submit neural architecture searches for a device and latency target; "
+                              "follow them and fetch the best architecture. Authenticate with "
+                              "`Authorization: Bearer <token>` (`nas token create NAME`).")
+    app.add_exception_handler(NASError, nas_error_handler)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for module in (health, searches, spaces, devices):
+        app.include_router(module.router)
+    openapi.install(app)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,96 @@
+"""Searches: submit, list, read, trials, best architecture, Pareto front, cancel.
+
+Every route reads through ``get_search(url, id, owner)``, so a token only ever sees its own searches
+(another token's search is a 404, indistinguishable from a missing one).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException, Response, status
+from fastapi.responses import JSONResponse
+
+from api.deps import CurrentToken, DatabaseUrl, Limit, Offset
+from api.openapi import SEARCH_SPEC_BODY
+from api.schemas.searches import (
+    ParetoPublic,
+    ParetoTrialPublic,
+    SearchesPublic,
+    SearchPublic,
+    TrialPublic,
+    TrialsPublic,
+)
+from nas.service import SearchStatus, create_search, get_search, list_searches, mark_finished, request_cancel
+from nas.service.results import best_architecture, pareto_front, trials_page
+from nas.service.validate import validate_submission
+from workers.dispatch import submit_search
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/searches", tags=["searches"])
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=SearchPublic,
+             openapi_extra=SEARCH_SPEC_BODY, responses={503: {"description": "The search queue is unreachable."}})
+def submit(document: Annotated[Any, Body()], token: CurrentToken, url: DatabaseUrl,
+           response: Response) -> SearchPublic:
+    """Store the search (queued) and put it on the ``search`` queue; a search worker picks it up."""
+    spec = validate_submission(document)
+    record = create_search(url, spec, token.id)
+    try:
+        submit_search(record.id)
+    except Exception as exc:  # the broker is down: do not leave a queued search nobody will ever run
+        log.error("could not queue search %s: %s", record.id, exc)
+        mark_finished(url, record.id, SearchStatus.failed, error=f"could not queue the search: {exc}")
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the search queue is unreachable; "
+                            f"search {record.id} was marked failed, submit it again later") from None
+    response.headers["Location"] = f"/searches/{record.id}"
+    return SearchPublic.of(record)
+
+
+@router.get("", response_model=SearchesPublic)
+def read_searches(token: CurrentToken, url: DatabaseUrl, offset: Offset = 0, limit: Limit = 50,
+                  status: SearchStatus | None = None) -> SearchesPublic:
+    """Newest first."""
+    records, count = list_searches(url, token.id, status=status, offset=offset, limit=limit)
+    return SearchesPublic(data=[SearchPublic.of(r) for r in records], count=count)
+
+
+@router.get("/{search_id}", response_model=SearchPublic)
+def read_search(search_id: str, token: CurrentToken, url: DatabaseUrl) -> SearchPublic:
+    return SearchPublic.of(get_search(url, search_id, token.id))
+
+
+@router.get("/{search_id}/trials", response_model=TrialsPublic)
+def read_trials(search_id: str, token: CurrentToken, url: DatabaseUrl, offset: Offset = 0,
+                limit: Limit = 50) -> TrialsPublic:
+    """Trials by number, from the search's Optuna study (empty until the search starts)."""
+    data, count = trials_page(url, get_search(url, search_id, token.id), offset, limit)
+    return TrialsPublic(data=[TrialPublic.model_validate(t) for t in data], count=count)
+
+
+@router.get("/{search_id}/best", response_model=dict[str, Any],
+            responses={404: {"description": "Unknown search, or no trial has completed yet."}})
+def read_best(search_id: str, token: CurrentToken, url: DatabaseUrl) -> JSONResponse:
+    """The best architecture so far as its canonical JSON document (the file `nas run` writes as
+    best.json); the trial number is in the ``X-NAS-Trial`` header."""
+    best = best_architecture(url, get_search(url, search_id, token.id))
+    if best is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"search {search_id} has no completed trial yet")
+    summary, architecture = best
+    return JSONResponse(architecture, headers={"X-NAS-Trial": str(summary["trial"])})
+
+
+@router.get("/{search_id}/pareto", response_model=ParetoPublic)
+def read_pareto(search_id: str, token: CurrentToken, url: DatabaseUrl) -> ParetoPublic:
+    data = pareto_front(url, get_search(url, search_id, token.id))
+    return ParetoPublic(data=[ParetoTrialPublic.model_validate(t) for t in data], count=len(data))
+
+
+@router.post("/{search_id}/cancel", response_model=SearchPublic,
+             responses={409: {"description": "The search already finished."}})
+def cancel(search_id: str, token: CurrentToken, url: DatabaseUrl) -> SearchPublic:
+    """A queued search is cancelled at once; a running one stops after its current trials."""
+    return SearchPublic.of(request_cancel(url, search_id, token.id))

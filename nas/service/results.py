@@ -1,0 +1,94 @@
+"""A search's trials, best architecture and Pareto front, read from its Optuna study in the same database.
+
+Read live from the study rather than from the stored ``result``, so the answers are current while a
+search runs and identical to what ``nas run`` writes when it ends (same ``best_trial``/``pareto_trials``).
+A study that does not exist yet (queued search) reads as empty, never as an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, cast
+
+from nas.service.store import SearchRecord, json_safe
+
+if TYPE_CHECKING:
+    import optuna
+
+    from nas.search import SearchContext
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=8)
+def _storage(url: str) -> optuna.storages.BaseStorage:
+    """Building an RDB storage checks Optuna's schema; once per process and URL is enough."""
+    from nas.search._study import rdb_storage
+
+    return rdb_storage(url)
+
+
+def _study(url: str, record: SearchRecord) -> optuna.Study | None:
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=record.study_name, storage=_storage(url))
+    except KeyError:  # optuna's "no such study": the search has not started yet
+        return None
+
+
+@dataclass
+class _StudyView:
+    """What ``nas.search.best_trial``/``pareto_trials`` read from a search context, rebuilt from the study."""
+
+    study: optuna.Study
+    pareto: bool
+    target_ms: float
+
+
+def _view(url: str, record: SearchRecord) -> SearchContext | None:
+    study = _study(url, record)
+    if study is None:
+        return None
+    pareto = (record.spec.get("reward") or {}).get("kind") == "pareto"
+    target = float(study.user_attrs.get("target_ms", float("inf")))
+    return cast("SearchContext", _StudyView(study, pareto, target))
+
+
+def summary(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    from nas.search import trial_summary
+
+    return json_safe({**trial_summary(trial), "values": trial.values, "error": trial.user_attrs.get("error"),
+                      "datetime_start": trial.datetime_start, "datetime_complete": trial.datetime_complete})
+
+
+def trials_page(url: str, record: SearchRecord, offset: int = 0, limit: int = 50) -> tuple[list[dict[str, Any]], int]:
+    """Trials by number; one page of summaries and the total number of trials."""
+    study = _study(url, record)
+    if study is None:
+        return [], 0
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    return [summary(t) for t in trials[offset:offset + limit]], len(trials)
+
+
+def best_architecture(url: str, record: SearchRecord) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(trial summary, architecture JSON) of the best completed trial so far, or None."""
+    from nas.search import best_trial
+
+    view = _view(url, record)
+    best = best_trial(view) if view is not None else None
+    if best is None:
+        return None
+    return summary(best), json_safe(best.user_attrs["architecture"])
+
+
+def pareto_front(url: str, record: SearchRecord) -> list[dict[str, Any]]:
+    """Non-dominated (accuracy, latency) trials by latency ascending, each with its architecture."""
+    from nas.search import pareto_trials
+
+    view = _view(url, record)
+    if view is None:
+        return []
+    return [{**summary(t), "architecture": json_safe(t.user_attrs.get("architecture"))} for t in pareto_trials(view)]

@@ -1,0 +1,86 @@
+"""Checks on a submitted search spec beyond its schema, so a bad request fails at submission (422 naming
+the field) instead of minutes later in a worker.
+
+A service accepts names, not server paths: a space must be a shipped space name or an inline document,
+a device a known profile name, a target reference a shipped reference network (or its string form).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from nas.errors import SpaceError, SpecError
+from nas.search import SearchSpec, parse_spec
+
+SOURCE = "body"
+
+
+def _non_finite(value: Any, path: str) -> str | None:
+    """Path of the first NaN/infinite number in a JSON document (Python's json accepts NaN and Infinity)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "(document)"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _non_finite(item, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _non_finite(item, f"{path}.{i}" if path else str(i))
+            if found:
+                return found
+    return None
+
+
+def validate_submission(document: object) -> SearchSpec:
+    """The spec, or ``SpecError(source='body', field, reason)`` for the first problem found."""
+    bad = _non_finite(document, "")
+    if bad:
+        raise SpecError(SOURCE, bad, "must be a finite number")
+    spec = parse_spec(document, SOURCE)
+    _check_space(spec)
+    _check_device(spec.device)
+    if spec.latency.target_reference is not None:
+        _check_reference(spec.latency.target_reference)
+    return spec
+
+
+def _check_space(spec: SearchSpec) -> None:
+    from nas.spaces import list_spaces, parse_space
+
+    if isinstance(spec.space, dict):
+        try:
+            parse_space(spec.space, "space")
+        except SpaceError as exc:
+            field = "space" if exc.field == "(document)" else f"space.{exc.field}"
+            raise SpecError(SOURCE, field, exc.reason) from None
+        return
+    known = list_spaces()
+    if spec.space not in known:
+        raise SpecError(SOURCE, "space", f"unknown search space {spec.space!r} (known: {', '.join(known)})")
+
+
+def _check_device(name: str) -> None:
+    from nas.latency import list_profiles
+
+    known = [p.name for p in list_profiles()]
+    if name not in known:
+        raise SpecError(SOURCE, "device", f"unknown device profile {name!r} (known: {', '.join(known)})")
+
+
+def _check_reference(name: str) -> None:
+    from nas.arch import from_string
+    from nas.errors import ArchitectureError
+    from nas.paths import references_dir
+
+    if "|" in name:
+        try:
+            from_string(name)
+        except ArchitectureError as exc:
+            raise SpecError(SOURCE, "latency.target_reference", str(exc)) from None
+        return
+    known = sorted(p.stem for p in references_dir().glob("*.json"))
+    if name not in known:
+        raise SpecError(SOURCE, "latency.target_reference",
+                        f"unknown reference network {name!r} (known: {', '.join(known)})")
