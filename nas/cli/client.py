@@ -1,0 +1,243 @@
+"""CLI client of the NAS service: ``nas submit``, ``status``, ``best``, ``trials``, ``cancel``, ``searches``.
+
+Every command talks HTTP to ``--url`` (``NAS_API_URL``) with ``--token`` (``NAS_API_TOKEN``). An error
+answer becomes a ``ServiceError`` carrying the API's own message, which ``nas.cli.main`` prints as one
+line with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+import yaml
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from nas.cli._output import console, err_console, print_json
+from nas.errors import ServiceError, SpecError
+
+if TYPE_CHECKING:
+    import httpx
+
+FINAL = ("succeeded", "failed", "cancelled")
+
+UrlOpt = Annotated[str | None, typer.Option("--url", envvar="NAS_API_URL", show_envvar=True,
+                                            help="Service address (default http://127.0.0.1:8000).")]
+TokenOpt = Annotated[str | None, typer.Option("--token", envvar="NAS_API_TOKEN", show_envvar=True,
+                                              help="API token from `nas token create NAME`.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
+
+
+def error_message(response: httpx.Response) -> str:
+    """The API's reason in one line: a plain ``detail``, or 'field.path: msg' for validation errors."""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        parts = []
+        for item in detail:
+            loc = [str(p) for p in item.get("loc", []) if p not in ("body", "query", "path")]
+            parts.append(f"{'.'.join(loc)}: {item.get('msg')}" if loc else str(item.get("msg")))
+        return "; ".join(parts)
+    text = " ".join(response.text.split())[:200]
+    return f"HTTP {response.status_code}: {text}" if text else f"HTTP {response.status_code}"
+
+
+class Client:
+    """A thin httpx wrapper: base URL, bearer token, and errors turned into ``ServiceError``."""
+
+    def __init__(self, url: str | None, token: str | None, timeout: float = 30.0) -> None:
+        import httpx
+
+        from nas.settings import get_settings
+
+        settings = get_settings()
+        self.url = (url or settings.api_url).rstrip("/")
+        token = token or settings.api_token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        import httpx
+
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ServiceError(f"cannot reach the NAS service at {self.url}: {exc}") from None
+        if response.status_code >= 400:
+            raise ServiceError(error_message(response), response.status_code)
+        return response
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.request(method, path, **kwargs).json()
+
+
+def _read_spec(path: Path) -> dict[str, Any]:
+    """Only YAML syntax is checked here; the service validates the spec itself (it knows its spaces)."""
+    if not path.is_file():
+        raise SpecError(str(path), "(file)", "no such file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise SpecError(str(path), f"line {mark.line + 1}" if mark else "(document)",
+                        f"invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise SpecError(str(path), "(document)", "a search spec must be a mapping")
+    return data
+
+
+def submit(spec_file: Annotated[Path, typer.Argument(help="Search spec (YAML), as for `nas run`.")],
+           name: Annotated[str | None, typer.Option("--name", help="Override the spec's name.")] = None,
+           trials: Annotated[int | None, typer.Option("--trials", min=1, help="Override the trial budget.")] = None,
+           watch: Annotated[bool, typer.Option("--watch", help="Follow it until it ends.")] = False,
+           url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """Submit a search to the service; prints its id on stdout."""
+    document = _read_spec(spec_file)
+    if name is not None:
+        document["name"] = name
+    if trials is not None:
+        document["budget"] = {**(document.get("budget") or {}), "trials": trials}
+    client = Client(url, token)
+    search = client.json("POST", "/searches", json=document)
+    sys.stdout.write(search["id"] + "\n")
+    err_console.print(f"submitted search {search['id']} ({search['name']}): {search['status']}")
+    if watch:
+        _watch(client, search["id"], 2.0)
+
+
+def status(search_id: Annotated[str, typer.Argument(help="Search id.")],
+           watch: Annotated[bool, typer.Option("--watch", "-w", help="Progress bar until it ends.")] = False,
+           interval: Annotated[float, typer.Option("--interval", min=0.2, help="Seconds between polls.")] = 2.0,
+           as_json: JsonOpt = False, url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """A search's status, progress and best trial so far. With --watch, exits 1 unless it succeeded."""
+    client = Client(url, token)
+    if watch:
+        _watch(client, search_id, interval)
+        return
+    search = client.json("GET", f"/searches/{search_id}")
+    if as_json:
+        print_json(search)
+        return
+    p, best = search["progress"], search["best"]
+    total = p["budget_trials"] if p["budget_trials"] is not None else "-"
+    console.print(f"{search['id']}  {search['name']}  [bold]{search['status']}[/bold]"
+                  f"{'  (cancel requested)' if search['cancel_requested'] and search['status'] == 'running' else ''}")
+    console.print(f"trials {p['finished']}/{total}, {p['running']} running, {p['elapsed_seconds']:.0f} s"
+                  f"{'  ' + p['message'] if p['message'] else ''}")
+    if best["trial"] is not None:
+        console.print(f"best so far: trial {best['trial']}, value {best['value']:.4f}")
+    if search["error"]:
+        console.print(f"error: {search['error']}", markup=False)
+
+
+def _watch(client: Client, search_id: str, interval: float) -> None:
+    search = client.json("GET", f"/searches/{search_id}")
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[note]}"))
+    try:
+        with Progress(*columns, console=err_console) as bar:
+            task = bar.add_task(search["name"], total=search["progress"]["budget_trials"], note="")
+            while True:
+                p, best = search["progress"], search["best"]
+                note = f"[{search['status']}]"
+                if best["value"] is not None:
+                    note += f" best {best['value']:.4f} (trial {best['trial']})"
+                bar.update(task, completed=p["finished"], total=p["budget_trials"], note=f"{note} {p['message']}")
+                if search["status"] in FINAL:
+                    break
+                time.sleep(interval)
+                search = client.json("GET", f"/searches/{search_id}")
+    except KeyboardInterrupt:
+        err_console.print("stopped watching; the search goes on (`nas cancel ID` stops it)")
+        raise typer.Exit(130) from None
+    err_console.print(f"search {search_id}: {search['status']}"
+                      + (f": {search['error']}" if search["error"] else ""), markup=False)
+    if search["status"] != "succeeded":
+        raise typer.Exit(1)
+
+
+def best(search_id: Annotated[str, typer.Argument(help="Search id.")],
+         output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the JSON here.")] = None,
+         url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """The best architecture so far (canonical JSON), to a file or stdout."""
+    response = Client(url, token).request("GET", f"/searches/{search_id}/best")
+    text = json.dumps(response.json(), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+        return
+    output.write_text(text)
+    err_console.print(f"trial {response.headers.get('X-NAS-Trial', '?')}: architecture written to {output}")
+
+
+def trials(search_id: Annotated[str, typer.Argument(help="Search id.")],
+           offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
+           limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
+           as_json: JsonOpt = False, url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """A page of a search's trials."""
+    page = Client(url, token).json("GET", f"/searches/{search_id}/trials", params={"offset": offset, "limit": limit})
+    if as_json:
+        print_json(page)
+        return
+    table = Table(title=_page_title("trials", offset, len(page["data"]), page["count"]))
+    for col in ("trial", "state", "accuracy", "latency ms", "reward", "params", "MMACs", "architecture"):
+        table.add_column(col, overflow="fold")
+    for t in page["data"]:
+        table.add_row(str(t["trial"]), t["state"], _num(t["accuracy"]), _num(t["latency_ms"], 3), _num(t["reward"]),
+                      _num(t["params"], 0), _num(t["macs"] / 1e6 if t["macs"] else None, 1), t["arch_string"] or "")
+    console.print(table)
+
+
+def cancel(search_id: Annotated[str, typer.Argument(help="Search id.")],
+           url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """Cancel a queued search now, or ask a running one to stop after its current trials."""
+    search = Client(url, token).json("POST", f"/searches/{search_id}/cancel")
+    state = "cancel requested" if search["status"] == "running" else search["status"]
+    err_console.print(f"search {search_id}: {state}")
+
+
+def searches(status_filter: Annotated[str | None, typer.Option("--status", help="queued, running, succeeded, "
+                                                                "failed or cancelled.")] = None,
+             offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
+             limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
+             as_json: JsonOpt = False, url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """Your searches, newest first."""
+    params: dict[str, Any] = {"offset": offset, "limit": limit}
+    if status_filter:
+        params["status"] = status_filter
+    page = Client(url, token).json("GET", "/searches", params=params)
+    if as_json:
+        print_json(page)
+        return
+    table = Table(title=_page_title("searches", offset, len(page["data"]), page["count"]))
+    for col in ("id", "name", "status", "trials", "best", "created"):
+        table.add_column(col, overflow="fold")
+    for s in page["data"]:
+        p = s["progress"]
+        total = p["budget_trials"] if p["budget_trials"] is not None else "-"
+        table.add_row(s["id"], s["name"], s["status"], f"{p['finished']}/{total}", _num(s["best"]["value"]),
+                      s["created_at"][:19].replace("T", " "))
+    console.print(table)
+
+
+def _page_title(what: str, offset: int, shown: int, count: int) -> str:
+    return f"{what} {offset + 1}-{offset + shown} of {count}" if shown else f"no {what} here ({count} in all)"
+
+
+def _num(value: float | int | None, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if digits == 0 else f"{value:.{digits}f}"
+
+
+def register(app: typer.Typer) -> None:
+    for command in (submit, status, best, trials, cancel, searches):
+        app.command(command.__name__)(command)
