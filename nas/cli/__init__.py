@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from nas.cli import arch, client, devices, latency, run, service, spaces
+from nas.cli import arch, client, devices, latency, run, service, spaces, worker
 from nas.errors import NASError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Platform-aware neural architecture search.")
@@ -15,6 +15,7 @@ app.add_typer(spaces.app, name="spaces", help="Search spaces.")
 app.add_typer(latency.app, name="latency", help="Measure and predict latency on device profiles.")
 app.add_typer(devices.app, name="devices", help="Device profiles for latency.")
 app.command("run")(run.run)
+app.command("worker")(worker.worker)
 client.register(app)  # submit, status, best, trials, cancel, searches
 service.register(app)  # serve, dashboard, token, db
 

@@ -1,0 +1,41 @@
+"""The Celery application: configured in one place, JSON only, late acks, results go to the database.
+
+Queues: ``search`` (search drivers), ``train`` (proxy training), ``latency.<profile>`` (served only by
+workers started on that device with ``nas worker --device PROFILE``).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from nas.settings import get_settings
+
+SEARCH_QUEUE = "search"
+TRAIN_QUEUE = "train"
+
+
+def latency_queue(profile: str) -> str:
+    return f"latency.{profile}"
+
+
+def create_app() -> Celery:
+    settings = get_settings()
+    app = Celery("nas", broker=settings.redis_url, backend=settings.redis_url, include=["workers.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_track_started=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=TRAIN_QUEUE,
+        broker_transport_options={"visibility_timeout": settings.task_visibility_timeout},
+        result_expires=24 * 3600,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+celery_app = create_app()

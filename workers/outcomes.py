@@ -1,0 +1,36 @@
+"""Task outcomes live in the study's database (trial user attributes), not in Celery's result backend.
+
+A task writes ``outcome.train`` / ``outcome.latency`` (or ``outcome.error``) on its trial; the driver
+polls for them. So a result survives the driver, Redis or the worker dying, and a redelivered duplicate
+task sees the outcome already stored and does nothing (idempotent by trial id).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+TRAIN_KEY, LATENCY_KEY, ERROR_KEY = "outcome.train", "outcome.latency", "outcome.error"
+
+
+@lru_cache(maxsize=8)
+def _storage(url: str) -> Any:
+    from nas.search._study import rdb_storage
+
+    return rdb_storage(url)
+
+
+def read(url: str, trial_id: int) -> dict[str, Any]:
+    """The trial's user attributes and state name."""
+    trial = _storage(url).get_trial(trial_id)
+    return {"state": trial.state.name, **trial.user_attrs}
+
+
+def write(url: str, trial_id: int, key: str, value: Any) -> bool:
+    """Store an outcome unless the trial already has one or is no longer running; returns whether it did."""
+    storage = _storage(url)
+    trial = storage.get_trial(trial_id)
+    if key in trial.user_attrs or trial.state.name != "RUNNING":
+        return False
+    storage.set_trial_user_attr(trial_id, key, value)
+    return True

@@ -1,0 +1,71 @@
+"""Celery tasks: thin shells that decode a JSON payload and call ``nas``. Named explicitly; heavy imports
+inside the bodies, so the API and the broker side never load torch."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from workers import outcomes
+from workers.app import celery_app
+from workers.dispatch import MEASURE_LATENCY, RUN_SEARCH, TRAIN
+
+log = logging.getLogger(__name__)
+
+
+@celery_app.task(name=TRAIN, acks_late=True, reject_on_worker_lost=True)
+def train(payload: dict[str, Any]) -> str:
+    """Proxy-train one candidate; the outcome goes onto its trial. Idempotent by trial id."""
+    from nas.errors import NASError
+    from nas.search import TrainRequest
+    from nas.search._evaluate import train_candidate
+
+    req = TrainRequest.model_validate(payload)
+    current = outcomes.read(req.storage_url, req.trial_id)
+    if outcomes.TRAIN_KEY in current or current["state"] != "RUNNING":
+        log.info("trial %d already has a training outcome or is finished: ignoring duplicate", req.trial_number)
+        return "duplicate"
+    try:
+        outcome: Any = train_candidate(req).model_dump(mode="json")
+        key = outcomes.TRAIN_KEY
+    except NASError as exc:
+        outcome, key = f"training: {exc}", outcomes.ERROR_KEY
+    except Exception as exc:  # a crashing candidate must be recorded, not retried forever
+        log.exception("trial %d: training crashed", req.trial_number)
+        outcome, key = f"training: {type(exc).__name__}: {exc}", outcomes.ERROR_KEY
+    stored = outcomes.write(req.storage_url, req.trial_id, key, outcome)
+    return "stored" if stored else "duplicate"
+
+
+@celery_app.task(name=MEASURE_LATENCY, acks_late=True, reject_on_worker_lost=True)
+def latency(payload: dict[str, Any]) -> dict[str, Any] | str:
+    """Judge latency on this worker's device; served only on ``latency.<profile>`` queues."""
+    from nas.errors import NASError
+    from nas.search import LatencyRequest
+    from nas.search._evaluate import judge_latency
+
+    req = LatencyRequest.model_validate(payload)
+    ref = req.trial
+    if ref is not None:
+        current = outcomes.read(ref.storage_url, ref.trial_id)
+        if outcomes.LATENCY_KEY in current or current["state"] != "RUNNING":
+            return "duplicate"
+    try:
+        result: Any = judge_latency(req).model_dump(mode="json")
+        key = outcomes.LATENCY_KEY
+    except NASError as exc:
+        result, key = f"latency: {exc}", outcomes.ERROR_KEY
+    if ref is None:
+        return result if key == outcomes.LATENCY_KEY else {"error": result}
+    outcomes.write(ref.storage_url, ref.trial_id, key, result)
+    return "stored"
+
+
+@celery_app.task(name=RUN_SEARCH, acks_late=True, reject_on_worker_lost=True)
+def run_search(search_id: str) -> str:
+    """Drive one search to its end. Idempotent: a final or cancelled search is left alone, and a
+    redelivered driver resumes the study where the lost one stopped."""
+    from workers.driver import drive
+
+    return drive(search_id, worker=socket.gethostname())
