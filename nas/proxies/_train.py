@@ -183,6 +183,35 @@ def _prepare(data: ProxyData, recipe: TrainRecipe, device: torch.device) -> tupl
     return tuple(t.to(device) for t in (train_x, train_y, val_x, val_y))
 
 
+def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, criterion: nn.Module, x: torch.Tensor,
+                 y: torch.Tensor, perm: torch.Tensor, recipe: TrainRecipe, step: int, total: int,
+                 steps_per_epoch: int) -> tuple[float, int, bool]:
+    """One pass over ``perm``: (mean training loss, global step after it, whether the loss went non-finite)."""
+    import torch
+    from torch import nn
+
+    model.train()
+    loss_sum, seen = 0.0, 0
+    for start in range(0, len(perm), recipe.batch_size):
+        idx = perm[start:start + recipe.batch_size]
+        if len(idx) < 2:  # BatchNorm needs two samples once the map is 1x1
+            continue
+        for group in optimizer.param_groups:
+            group["lr"] = recipe.lr_at(step, total, steps_per_epoch)
+        loss = criterion(model(x[idx]), y[idx])
+        if not torch.isfinite(loss):
+            return loss_sum / max(seen, 1), step, True
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if recipe.grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        optimizer.step()
+        step += 1
+        loss_sum += float(loss.detach()) * len(idx)
+        seen += len(idx)
+    return loss_sum / max(seen, 1), step, False
+
+
 def train_and_evaluate(arch: Architecture, data: ProxyData, recipe: TrainRecipe | None = None,
                        report: Reporter | None = None,
                        init_state: Mapping[str, Any] | None = None) -> TrainResult:
@@ -219,31 +248,15 @@ def train_and_evaluate(arch: Architecture, data: ProxyData, recipe: TrainRecipe 
         calibration = calibration[:recipe.bn_recalibration].to(device)
         steps_per_epoch = sum(1 for s in range(0, n, recipe.batch_size) if n - s >= 2)
         total = steps_per_epoch * recipe.epochs
-        step, accs, losses, pruned, diverged = 0, [], [], False, False
+        accs: list[float] = []
+        losses: list[float] = []
+        step, pruned, diverged = 0, False, False
         start_time = time.perf_counter()
         for epoch in range(1, recipe.epochs + 1):
-            model.train()
-            perm = torch.randperm(n, generator=order).to(device)
-            loss_sum, seen = 0.0, 0
-            for start in range(0, n, recipe.batch_size):
-                idx = perm[start:start + recipe.batch_size]
-                if len(idx) < 2:  # BatchNorm needs two samples once the map is 1x1
-                    continue
-                for group in optimizer.param_groups:
-                    group["lr"] = recipe.lr_at(step, total, steps_per_epoch)
-                loss = criterion(model(train_x[idx]), train_y[idx])
-                if not torch.isfinite(loss):
-                    diverged = True
-                    break
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if recipe.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-                optimizer.step()
-                step += 1
-                loss_sum += float(loss.detach()) * len(idx)
-                seen += len(idx)
-            losses.append(loss_sum / max(seen, 1))
+            loss, step, diverged = _train_epoch(model, optimizer, criterion, train_x, train_y,
+                                                torch.randperm(n, generator=order).to(device), recipe, step,
+                                                total, steps_per_epoch)
+            losses.append(loss)
             if recipe.bn_recalibration and not diverged:
                 recalibrate_bn(model, train_x[calibration], recipe.batch_size)
             accs.append(evaluate(model, val_x, val_y, recipe.eval_batch_size))
