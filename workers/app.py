@@ -7,6 +7,7 @@ workers started on that device with ``nas worker --device PROFILE``).
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 from nas.settings import get_settings
 
@@ -39,3 +40,13 @@ def create_app() -> Celery:
 
 
 celery_app = create_app()
+
+
+@worker_process_init.connect
+def _fresh_connections(**_: object) -> None:
+    """Pool children start with their own database connections (see ``nas.storage`` at-fork handling)."""
+    from nas.search._evaluate import _storage as train_storage
+    from workers.outcomes import _storage as outcome_storage
+
+    train_storage.cache_clear()
+    outcome_storage.cache_clear()

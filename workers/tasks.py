@@ -56,6 +56,9 @@ def latency(payload: dict[str, Any]) -> dict[str, Any] | str:
         key = outcomes.LATENCY_KEY
     except NASError as exc:
         result, key = f"latency: {exc}", outcomes.ERROR_KEY
+    except Exception as exc:  # recorded so the driver is not left waiting for an outcome that never comes
+        log.exception("latency of %s failed", ref.trial_number if ref else "a reference network")
+        result, key = f"latency: {type(exc).__name__}: {exc}", outcomes.ERROR_KEY
     if ref is None:
         return result if key == outcomes.LATENCY_KEY else {"error": result}
     outcomes.write(ref.storage_url, ref.trial_id, key, result)
