@@ -107,11 +107,10 @@ def parse_spec(data: object, source: str = "<inline>") -> SearchSpec:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"]) or "(document)"
         msg = str(err["msg"]).removeprefix("Value error, ")
-        if ": " in msg and (loc == "(document)" or loc.count(".") < 1):
-            head, rest = msg.split(": ", 1)
-            if " " not in head:
-                loc = f"{loc}.{head}" if loc not in ("(document)", head) else head
-                msg = rest
+        head, sep, rest = msg.partition(": ")
+        if sep and head.replace(".", "").replace("_", "").isalnum():  # "field: reason" from a model validator
+            loc = head if loc == "(document)" else f"{loc}.{head}"
+            msg = rest
         raise SpecError(source, loc, msg) from None
 
 
