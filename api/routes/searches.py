@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Response, status
 from fastapi.responses import JSONResponse
 
-from api.deps import CurrentToken, DatabaseUrl, Limit, Offset
+from api.deps import CurrentToken, DatabaseUrl, Limit, Offset, SettingsDep
 from api.openapi import SEARCH_SPEC_BODY
 from api.schemas.searches import (
     ParetoPublic,
@@ -23,6 +23,7 @@ from api.schemas.searches import (
     TrialsPublic,
 )
 from nas.service import SearchStatus, create_search, get_search, list_searches, mark_finished, request_cancel
+from nas.service.health import check_redis
 from nas.service.results import best_architecture, pareto_front, trials_page
 from nas.service.validate import validate_submission
 from workers.dispatch import submit_search
@@ -34,10 +35,13 @@ router = APIRouter(prefix="/searches", tags=["searches"])
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=SearchPublic,
              openapi_extra=SEARCH_SPEC_BODY, responses={503: {"description": "The search queue is unreachable."}})
-def submit(document: Annotated[Any, Body()], token: CurrentToken, url: DatabaseUrl,
+def submit(document: Annotated[Any, Body()], token: CurrentToken, url: DatabaseUrl, settings: SettingsDep,
            response: Response) -> SearchPublic:
     """Store the search (queued) and put it on the ``search`` queue; a search worker picks it up."""
     spec = validate_submission(document)
+    if check_redis(settings.redis_url) != "ok":  # fail in 2 s; Celery's own publish retries take ~20 s
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the search queue is unreachable; "
+                            "nothing was stored, submit again later")
     record = create_search(url, spec, token.id)
     try:
         submit_search(record.id)
