@@ -52,3 +52,9 @@ def drive(search_id: str, worker: str) -> str:
         return "failed"
     mark_finished(url, search_id, SearchStatus.succeeded, result=result)
     return "succeeded"
+
+
+def fail(search_id: str, error: str) -> None:
+    from nas.service import SearchStatus, mark_finished
+
+    mark_finished(get_settings().resolved_database_url(), search_id, SearchStatus.failed, error=error)

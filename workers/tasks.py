@@ -65,10 +65,23 @@ def latency(payload: dict[str, Any]) -> dict[str, Any] | str:
     return "stored"
 
 
-@celery_app.task(name=RUN_SEARCH, acks_late=True, reject_on_worker_lost=True)
-def run_search(search_id: str) -> str:
-    """Drive one search to its end. Idempotent: a final or cancelled search is left alone, and a
-    redelivered driver resumes the study where the lost one stopped."""
-    from workers.driver import drive
+SEARCH_RETRIES = 3
 
-    return drive(search_id, worker=socket.gethostname())
+
+@celery_app.task(name=RUN_SEARCH, acks_late=True, reject_on_worker_lost=True, bind=True)
+def run_search(self: Any, search_id: str) -> str:
+    """Drive one search to its end. Idempotent: a final or cancelled search is left alone, and a
+    redelivered driver resumes the study where the lost one stopped. An unexpected error (database or
+    broker hiccup) is retried with back-off; after the last retry the search is marked failed with the
+    reason, so no search stays "running" for ever."""
+    from workers.driver import drive, fail
+
+    try:
+        return drive(search_id, worker=socket.gethostname())
+    except Exception as exc:
+        if self.request.retries < SEARCH_RETRIES:
+            log.warning("search %s: %s; retrying", search_id, exc)
+            raise self.retry(exc=exc, countdown=5 * 2**self.request.retries) from exc
+        log.exception("search %s failed after %d retries", search_id, SEARCH_RETRIES)
+        fail(search_id, f"{type(exc).__name__}: {exc}")
+        return "failed"

@@ -52,10 +52,30 @@ def _sqlite_file_lock(url: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+@contextmanager
+def _postgres_advisory_lock(url: str) -> Iterator[None]:
+    """PostgreSQL: processes anywhere serialise on an advisory lock (two workers starting on a fresh
+    database would otherwise race on CREATE TYPE / CREATE TABLE)."""
+    if not url.startswith("postgresql"):
+        yield
+        return
+    with engine_for(url).connect() as conn:
+        conn.exec_driver_sql("SELECT pg_advisory_lock(727274)")
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql("SELECT pg_advisory_unlock(727274)")
+            conn.commit()
+
+
 def upgrade(url: str, revision: str = "head") -> str | None:
-    """Migrate the service tables to ``revision``; returns the revision the database is at afterwards."""
-    with _sqlite_file_lock(url):
+    """Migrate the service tables to ``revision`` and create Optuna's tables in the same database (so
+    the first searches do not race to create them); returns the service schema's revision afterwards."""
+    with _sqlite_file_lock(url), _postgres_advisory_lock(url):
         command.upgrade(alembic_config(url), revision)
+        from nas.search._study import rdb_storage
+
+        rdb_storage(url)  # Optuna creates or checks its own schema (its own alembic_version table)
     now = current_revision(url)
     log.info("service schema at %s", now)
     return now
