@@ -71,9 +71,10 @@ class CeleryExecutor(Executor):
         for job in jobs:
             key = f"{job.train.study_name}-{job.train.trial_id}"
             celery_app.send_task(TRAIN, args=[job.train.model_dump(mode="json")], queue=TRAIN_QUEUE,
-                                 task_id=f"train-{key}")
+                                 task_id=f"train-{key}", ignore_result=True)
             celery_app.send_task(MEASURE_LATENCY, args=[job.latency.model_dump(mode="json")],
-                                 queue=latency_queue(self.device), task_id=f"latency-{key}")
+                                 queue=latency_queue(self.device), task_id=f"latency-{key}",
+                                 ignore_result=True)
         pending = {job.train.trial_id: job for job in jobs}
         while pending:
             self._check_stop()

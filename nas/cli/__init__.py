@@ -34,10 +34,9 @@ def main() -> None:
     except typer.Abort:
         print("aborted", file=sys.stderr)  # noqa: T201
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:  # usage errors: typer bundles its own click, so match by duck type
+        show = getattr(exc, "show", None)
+        if callable(show) and hasattr(exc, "exit_code"):
+            show()
+            sys.exit(int(exc.exit_code))
         raise

@@ -24,7 +24,8 @@ def worker(
         from nas.latency import load_profile
 
         profile = load_profile(device)  # unknown profile: a one-line error before anything starts
-        chosen.append(f"latency.{profile.name}")
+        if f"latency.{profile.name}" not in chosen:
+            chosen.append(f"latency.{profile.name}")
     if not chosen:
         chosen = ["search", "train"]
     settings = get_settings()
