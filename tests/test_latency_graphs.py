@@ -20,7 +20,6 @@ import pytest
 import torch
 
 from nas.arch import Block, Head, Stem
-from nas.blocks import se_channels
 from nas.latency import _onnx_graphs as graphs
 from nas.latency._parts import Part, block_part, head_part, stem_part
 from nas.latency._runtimes import _torch_module
@@ -83,7 +82,3 @@ def test_direct_stem_and_head_graphs_match_the_builders(tmp_path: Path) -> None:
     _check(head_part(head, 48, 7, 10), graphs.head_graph(head, 48, 7, 10), tmp_path)
     bare = Head(channels=None, activation="relu")
     _check(head_part(bare, 48, 7, 10), graphs.head_graph(bare, 48, 7, 10), tmp_path)
-
-
-def test_the_torch_free_squeeze_width_agrees_with_the_blocks() -> None:
-    assert all(graphs.se_channels(c) == se_channels(c) for c in range(1, 4000))

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from nas.latency import TimingSettings, time_callable
+from nas.latency import TimingSettings, time_callable, time_interleaved
 from nas.latency._timing import median_ci_rel, summarize
 
 
@@ -26,7 +26,8 @@ class FakeClock:
         self.now_ns += int(next(self.durations) * 1e6)
 
 
-FAST = TimingSettings(warmup_runs=5, warmup_seconds=0.0, min_runs=20, max_runs=500, max_seconds=10, target_ci=0.01)
+FAST = TimingSettings(warmup_runs=5, warmup_seconds=0.0, min_runs=20, max_runs=500, max_seconds=10, target_ci=0.01,
+                      min_windows=1)
 
 
 def test_a_perfectly_stable_callable_stops_after_the_minimum_runs() -> None:
@@ -43,24 +44,57 @@ def test_a_noisy_callable_gets_more_runs_until_the_median_is_pinned_down() -> No
     assert stats.p10_ms <= stats.median_ms <= stats.p90_ms
 
 
+def test_even_a_stable_callable_is_sampled_at_several_moments() -> None:
+    fake = FakeClock([2.0])
+    settings = FAST.model_copy(update={"min_windows": 6, "window_runs": 5})
+    assert time_callable(fake.run, settings, clock=fake.clock).windows == 6
+
+
 def test_run_and_time_caps_bound_the_loop() -> None:
     fake = FakeClock([1.0, 5.0])  # bimodal: the median's interval never narrows
     capped = TimingSettings(warmup_runs=0, min_runs=5, max_runs=40, max_seconds=10, target_ci=0.001)
     assert time_callable(fake.run, capped, clock=fake.clock).runs == 40
     slow = FakeClock([100.0])
-    timed = TimingSettings(warmup_runs=1, min_runs=50, max_runs=1000, max_seconds=0.5, target_ci=0.001)
+    timed = TimingSettings(warmup_runs=1, min_runs=50, max_runs=1000, max_seconds=0.5, target_ci=0.001,
+                           window_runs=1)
     assert time_callable(slow.run, timed, clock=slow.clock).runs == 5
 
 
 def test_warm_up_lasts_at_least_its_duration() -> None:
     fake = FakeClock([1.0])
-    settings = TimingSettings(warmup_runs=2, warmup_seconds=0.05, min_runs=10, target_ci=0.5)
+    settings = TimingSettings(warmup_runs=2, warmup_seconds=0.05, min_runs=10, target_ci=0.5, min_windows=1)
     time_callable(fake.run, settings, clock=fake.clock)
     assert fake.calls == 50 + 10
 
 
+def test_windows_slowed_by_a_burst_of_other_load_are_set_aside() -> None:
+    fake = FakeClock([1.0] * 30 + [1.6] * 20)  # windows of 10: three quiet, then two disturbed
+    settings = TimingSettings(warmup_runs=0, warmup_seconds=0, min_runs=50, max_runs=100, target_ci=0.001,
+                              window_runs=10, min_windows=1)
+    stats = time_callable(fake.run, settings, clock=fake.clock)
+    assert stats.median_ms == stats.p90_ms == pytest.approx(1.0)
+    assert stats.runs == 70 and (stats.windows, stats.quiet_windows) == (7, 5)  # 50 quiet runs suffice
+
+
+def test_interleaved_parts_take_turns_and_drop_the_cold_first_run_of_each_window() -> None:
+    shared = FakeClock([0.0])
+    calls = {"a": 0, "b": 0}
+
+    def part(name: str, ms: float):  # type: ignore[no-untyped-def]
+        def run() -> None:
+            calls[name] += 1
+            shared.now_ns += int(ms * 1e6)
+        return run
+
+    settings = TimingSettings(warmup_runs=2, warmup_seconds=0, min_runs=10, window_runs=5, target_ci=0.01,
+                              min_windows=1)
+    a, b = time_interleaved([part("a", 1.0), part("b", 2.0)], settings, clock=shared.clock)
+    assert (a.median_ms, b.median_ms) == (pytest.approx(1.0), pytest.approx(2.0))
+    assert a.runs == b.runs == 10 and calls == {"a": 2 + 2 * 6, "b": 2 + 2 * 6}
+
+
 def test_summary_quantiles_interpolate_like_numpy() -> None:
-    stats = summarize([float(x) for x in range(1, 11)])
+    stats = summarize([[float(x) for x in range(1, 11)]])
     assert (stats.median_ms, stats.p10_ms, stats.p90_ms, stats.runs) == (5.5, 1.9, 9.1, 10)
     assert stats.spread == pytest.approx((9.1 - 1.9) / 5.5)
 

@@ -20,7 +20,7 @@ from nas.latency._parts import Part, network_keys, network_parts
 from nas.latency._predict import Calibration, LatencyPredictor, fit_line
 from nas.latency._profiles import BUILT_IN, DeviceProfile, list_profiles, load_profile
 from nas.latency._runtimes import OrtRuntime, Runtime, TorchEagerRuntime, register_runtime, runtime_names
-from nas.latency._timing import TABLE_TIMING, LatencyStats, TimingSettings, time_callable
+from nas.latency._timing import TABLE_TIMING, LatencyStats, TimingSettings, time_callable, time_interleaved
 
 __all__ = [
     "BUILT_IN",
@@ -55,4 +55,5 @@ __all__ = [
     "register_runtime",
     "runtime_names",
     "time_callable",
+    "time_interleaved",
 ]

@@ -31,11 +31,13 @@ class _Stats:
     min_ms: Mapped[float] = mapped_column(Float)
     runs: Mapped[int] = mapped_column(Integer)
     ci_rel: Mapped[float] = mapped_column(Float)
+    windows: Mapped[int] = mapped_column(Integer, default=1)
+    quiet_windows: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
     def stats(self) -> LatencyStats:
         return LatencyStats(self.median_ms, self.p10_ms, self.p90_ms, self.mean_ms, self.min_ms, self.runs,
-                            self.ci_rel)
+                            self.ci_rel, self.windows, self.quiet_windows)
 
     def set_stats(self, stats: LatencyStats) -> None:
         for name in LatencyStats.__dataclass_fields__:

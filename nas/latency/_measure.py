@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 SMALL_RESOLUTION = 96
 
 Progress = Callable[[int, int], None]
+NETWORK_GROUP = 4  # networks timed interleaved per group (each keeps its own session in memory)
 
 
 @dataclass
@@ -77,20 +78,27 @@ def check_runnable(arch: Architecture, profile: DeviceProfile, resolution: int) 
                     "the network's deployment resolution (usually 224)", resolution)
 
 
+@dataclass
+class WorkerRun:
+    """What one measuring process reports: per part its stats or an error message, the conditions it
+    ran under (pinned CPUs, threads, pid), and per part the load other processes put on the machine
+    while it was timed (``other_cpus``: CPUs' worth of busy time not ours; ``steal``: the hypervisor's)."""
+
+    results: list[LatencyStats | str]
+    conditions: dict[str, Any]
+    loads: list[dict[str, float]]
+
+
 def run_parts(profile: DeviceProfile, parts: Sequence[Part], *, timing: TimingSettings | None = None,
-              cpus: list[int] | None = None, progress: Progress | None = None,
-              on_result: Callable[[int, LatencyStats | str], None] | None = None,
-              ) -> tuple[list[LatencyStats | str], dict[str, Any]]:
-    """Time ``parts`` in one fresh worker process. Returns per part its stats or an error string, and the
-    measuring conditions (pinned CPUs, threads, pid, load average)."""
-    job = {"profile": profile.model_dump(mode="json"), "cpus": cpus,
+              cpus: list[int] | None = None, group: int = 1, progress: Progress | None = None) -> WorkerRun:
+    """Time ``parts`` in one fresh worker process, ``group`` at a time interleaved."""
+    job = {"profile": profile.model_dump(mode="json"), "cpus": cpus, "group": group,
            "timing": timing.model_dump(mode="json") if timing else None,
            "parts": [p.to_json() for p in parts]}
     threads = str(profile.threads)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
            "OPENBLAS_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"}
-    results: list[LatencyStats | str] = ["not measured"] * len(parts)
-    conditions: dict[str, Any] = {}
+    run = WorkerRun(["not measured"] * len(parts), {}, [{} for _ in parts])
     with tempfile.TemporaryFile(mode="w+") as err, tempfile.TemporaryFile(mode="w+") as job_file:
         json.dump(job, job_file)
         job_file.seek(0)
@@ -101,13 +109,12 @@ def run_parts(profile: DeviceProfile, parts: Sequence[Part], *, timing: TimingSe
         for line in proc.stdout:
             msg = json.loads(line)
             if msg.get("ready"):
-                conditions = msg["conditions"]
+                run.conditions = msg["conditions"]
                 continue
-            result: LatencyStats | str = (LatencyStats.from_dict(msg["stats"]) if msg["ok"] else msg["error"])
-            results[msg["index"]] = result
+            index = msg["index"]
+            run.results[index] = LatencyStats.from_dict(msg["stats"]) if msg["ok"] else msg["error"]
+            run.loads[index] = msg.get("load", {})
             done += 1
-            if on_result:
-                on_result(msg["index"], result)
             if progress:
                 progress(done, len(parts))
         code = proc.wait()
@@ -115,7 +122,7 @@ def run_parts(profile: DeviceProfile, parts: Sequence[Part], *, timing: TimingSe
             err.seek(0)
             tail = err.read()[-2000:].strip()
             raise LatencyError(f"the measuring process for profile {profile.name} exited with code {code}: {tail}")
-    return results, conditions
+    return run
 
 
 def _resolve(arch: Architecture | str) -> Architecture:
@@ -152,9 +159,10 @@ def measure_many(archs: Sequence[Architecture | str], profile: str | DeviceProfi
             if onnx_paths and onnx_paths[i]:
                 part.spec["onnx_path"] = onnx_paths[i]
             parts.append(part)
-        results, conditions = run_parts(prof, parts, timing=timing, progress=progress)
-        for (key, indices), result in zip(todo.items(), results, strict=True):
+        run = run_parts(prof, parts, timing=timing, group=NETWORK_GROUP, progress=progress)
+        for j, ((key, indices), result) in enumerate(zip(todo.items(), run.results, strict=True)):
             arch, res = resolved[indices[0]], key[1]
+            conditions = {**run.conditions, "load": run.loads[j]}
             if isinstance(result, str):
                 raise LatencyError(f"network {arch.hash} cannot run on profile {prof.name}: {result}")
             _cache.put_measurement(url, arch.hash, res, prof.name, fp, stats=result,

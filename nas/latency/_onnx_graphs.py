@@ -17,16 +17,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from nas.arch import Activation, Block, BlockType, Head, Stem
+from nas.channels import se_channels
 
 OPSET, IR_VERSION = 17, 8
-
-
-def se_channels(mid: int) -> int:
-    """``nas.blocks.se_channels`` without importing torch (which would add ~2 s to every worker start);
-    tests/test_latency_graphs.py checks both agree."""
-    v = mid // 4
-    new = max(8, int(v + 4) // 8 * 8)
-    return new + 8 if new < 0.9 * v else new
 
 
 _POOL_SIZE = 1 << 22

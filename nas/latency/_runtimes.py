@@ -3,7 +3,7 @@
 Adding a runtime is one class: subclass ``Runtime``, set ``name``, implement ``prepare`` (and
 ``unavailable_reason`` if it needs something this machine may lack), and decorate it with
 ``@register_runtime``. A TorchScript or CUDA runtime only changes ``prepare``; a runner that times on a
-remote device through a command overrides ``measure_part`` instead, shipping the exported model and
+remote device through a command overrides ``measure`` instead, shipping the exported models and
 parsing the device's timings, and the rest (caching, tables, calibration) stays unchanged.
 """
 
@@ -12,13 +12,13 @@ from __future__ import annotations
 import importlib.util
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from nas.errors import LatencyError
 from nas.latency._parts import Part
-from nas.latency._timing import LatencyStats, TimingSettings, time_callable
+from nas.latency._timing import LatencyStats, TimingSettings, time_interleaved
 
 if TYPE_CHECKING:
     from nas.latency._profiles import DeviceProfile
@@ -63,8 +63,18 @@ class Runtime(ABC):
     @abstractmethod
     def prepare(self, part: Part) -> Callable[[], object]: ...
 
-    def measure_part(self, part: Part, timing: TimingSettings) -> LatencyStats:
-        return time_callable(self.prepare(part), timing)
+    def measure(self, parts: Sequence[Part], timing: TimingSettings) -> list[LatencyStats | str]:
+        """Time ``parts`` (a small group, all prepared at once) interleaved; a part that cannot be
+        prepared gets its error message instead of statistics."""
+        prepared: list[Callable[[], object] | str] = []
+        for part in parts:
+            try:
+                prepared.append(self.prepare(part))
+            except Exception as exc:  # reported per part; the others are still timed
+                prepared.append(f"{type(exc).__name__}: {exc}")
+        runs = [p for p in prepared if not isinstance(p, str)]
+        stats = iter(time_interleaved(runs, timing) if runs else [])
+        return [p if isinstance(p, str) else next(stats) for p in prepared]
 
 
 def _architecture(spec: dict[str, Any]) -> Any:

@@ -1,9 +1,13 @@
-"""The timing loop and its statistics: warm-up, adaptive repeats, median with p10/p90.
+"""The timing loop and its statistics: warm-up, windows of runs, adaptive repeats, quiet-window median.
 
-The loop stops as soon as the 95% confidence interval of the median (distribution-free, from order
-statistics) is narrower than the target, so fast, stable ops finish after a few dozen runs and noisy
-ones get more, up to a run and a time cap. The median, not the mean, is reported: interference from
-other processes only ever adds time and shows up as a long right tail.
+Why windows: on a shared or virtualised CPU the machine's speed changes in bursts of ~0.1-1 s (here the
+same graph in the same process alternates between 0.55 and 0.9 ms, whatever the pinning). A run-level
+median mixes both speeds in proportions that differ from one measurement to the next. So runs are
+grouped in short windows; a window whose median is more than ``quiet_tolerance`` above the fastest
+window's was disturbed and is set aside; the statistics (median, p10, p90) are over the remaining,
+*quiet* runs. Timing stops once the 95% confidence interval of that median (distribution-free, from order
+statistics) is narrower than ``target_ci``, or at a run or time cap. Several parts can be timed
+interleaved, one window each in turn, so a burst hits all of them instead of a few.
 """
 
 from __future__ import annotations
@@ -11,30 +15,34 @@ from __future__ import annotations
 import gc
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+Clock = Callable[[], int]
+
 
 class TimingSettings(BaseModel):
-    """When to stop timing: after warm-up, keep running until the 95% confidence interval of the
-    median is narrower than ``target_ci`` (relative half-width), or a run/time cap is hit."""
+    """How long to time: warm-up, then windows of runs until the quiet median is pinned down or a cap."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     warmup_runs: int = Field(default=10, ge=0)
     warmup_seconds: float = Field(default=0.2, ge=0)
-    min_runs: int = Field(default=30, ge=3)
-    max_runs: int = Field(default=2000, ge=3)
-    max_seconds: float = Field(default=4.0, gt=0)
+    min_runs: int = Field(default=30, ge=3, description="Quiet runs needed before stopping.")
+    max_runs: int = Field(default=3000, ge=3)
+    max_seconds: float = Field(default=4.0, gt=0, description="Cap on the time spent running one part.")
     target_ci: float = Field(default=0.005, gt=0, lt=1)
+    window_runs: int = Field(default=10, ge=1)
+    min_windows: int = Field(default=20, ge=1, description="Windows needed before stopping: moments sampled.")
+    quiet_tolerance: float = Field(default=0.1, gt=0)
 
 
-# Table entries are many and small: shorter timing; the sum over ~20 entries averages their noise.
+# Table entries are many and small: short windows, few of them; the sum over ~20 entries averages noise.
 TABLE_TIMING = TimingSettings(warmup_runs=2, warmup_seconds=0.0, min_runs=10, max_runs=200,
-                              max_seconds=0.1, target_ci=0.015)
+                              max_seconds=0.15, target_ci=0.015, window_runs=5, min_windows=3)
 
 
 @dataclass(frozen=True)
@@ -46,10 +54,12 @@ class LatencyStats:
     min_ms: float
     runs: int
     ci_rel: float
+    windows: int = 1
+    quiet_windows: int = 1
 
     @property
     def spread(self) -> float:
-        """(p90 - p10) / median: how wide the distribution of single runs is."""
+        """(p90 - p10) / median: how wide the distribution of single (quiet) runs is."""
         return (self.p90_ms - self.p10_ms) / self.median_ms if self.median_ms > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,7 +67,7 @@ class LatencyStats:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LatencyStats:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 def _quantile(xs: list[float], q: float) -> float:
@@ -79,42 +89,86 @@ def median_ci_rel(xs: list[float]) -> float:
     return (xs[hi] - xs[lo]) / (2 * med) if med > 0 else math.inf
 
 
-def summarize(samples_ms: list[float]) -> LatencyStats:
-    xs = sorted(samples_ms)
+def quiet_runs(windows: Sequence[Sequence[float]], tolerance: float) -> tuple[list[float], int]:
+    """Sorted runs of the windows within ``tolerance`` of the fastest window's median, and their count."""
+    medians = [_quantile(sorted(w), 0.5) for w in windows]
+    limit = min(medians) * (1 + tolerance)
+    kept = [w for w, m in zip(windows, medians, strict=True) if m <= limit]
+    return sorted(x for w in kept for x in w), len(kept)
+
+
+def summarize(windows: Sequence[Sequence[float]], tolerance: float = math.inf) -> LatencyStats:
+    xs, quiet = quiet_runs(windows, tolerance)
     return LatencyStats(
         median_ms=_quantile(xs, 0.5), p10_ms=_quantile(xs, 0.1), p90_ms=_quantile(xs, 0.9),
-        mean_ms=sum(xs) / len(xs), min_ms=xs[0], runs=len(xs), ci_rel=median_ci_rel(xs),
+        mean_ms=sum(xs) / len(xs), min_ms=xs[0], runs=sum(len(w) for w in windows), ci_rel=median_ci_rel(xs),
+        windows=len(windows), quiet_windows=quiet,
     )
 
 
-def time_callable(run: Callable[[], object], timing: TimingSettings,
-                  clock: Callable[[], int] = time.perf_counter_ns) -> LatencyStats:
-    """Time ``run`` under ``timing``; garbage collection is off meanwhile so it cannot land in a sample."""
+class _Timer:
+    """One part's windows and its stopping rule."""
+
+    def __init__(self, run: Callable[[], object], timing: TimingSettings, clock: Clock) -> None:
+        self.run, self.timing, self.clock = run, timing, clock
+        self.windows: list[list[float]] = []
+        self.runs, self.spent_ns = 0, 0
+
+    def warm_up(self) -> None:
+        t, start, warm = self.timing, self.clock(), 0
+        while warm < max(t.warmup_runs, 1) * 100 and (
+                warm < t.warmup_runs or (self.clock() - start) * 1e-9 < t.warmup_seconds):
+            self.run()
+            warm += 1
+
+    def window(self, discard_first: bool) -> None:
+        """One window of runs; after another part ran, the first run (cold caches) is not a sample."""
+        clock, run, samples = self.clock, self.run, []
+        start = clock()
+        if discard_first:
+            run()
+        for _ in range(self.timing.window_runs):
+            t0 = clock()
+            run()
+            samples.append((clock() - t0) * 1e-6)
+        self.spent_ns += clock() - start
+        self.windows.append(samples)
+        self.runs += len(samples)
+
+    def finished(self) -> bool:
+        t = self.timing
+        if self.runs >= t.max_runs or (self.spent_ns * 1e-9 >= t.max_seconds and self.runs >= 3):
+            return True
+        if len(self.windows) < t.min_windows:
+            return False
+        xs, _ = quiet_runs(self.windows, t.quiet_tolerance)
+        return len(xs) >= t.min_runs and median_ci_rel(xs) <= t.target_ci
+
+    def stats(self) -> LatencyStats:
+        return summarize(self.windows, self.timing.quiet_tolerance)
+
+
+def time_interleaved(runs: Sequence[Callable[[], object]], timing: TimingSettings,
+                     clock: Clock = time.perf_counter_ns) -> list[LatencyStats]:
+    """Time several callables, one window each in turn, each until its own stopping rule; garbage
+    collection is off meanwhile so it cannot land in a sample."""
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        start, warm = clock(), 0
-        warm_cap = max(timing.warmup_runs, 1) * 100
-        while warm < warm_cap and (warm < timing.warmup_runs
-                                   or (clock() - start) * 1e-9 < timing.warmup_seconds):
-            run()
-            warm += 1
-        samples: list[float] = []
-        start = clock()
-        next_check = timing.min_runs
-        while True:
-            t0 = clock()
-            run()
-            t1 = clock()
-            samples.append((t1 - t0) * 1e-6)
-            n = len(samples)
-            if n >= timing.max_runs or (t1 - start) * 1e-9 >= timing.max_seconds and n >= 3:
-                break
-            if n >= next_check:
-                if median_ci_rel(sorted(samples)) <= timing.target_ci:
-                    break
-                next_check = n + max(5, n // 10)
-        return summarize(samples)
+        timers = [_Timer(run, timing, clock) for run in runs]
+        for t in timers:
+            t.warm_up()
+        active = list(timers)
+        while active:
+            for t in active:
+                t.window(discard_first=len(timers) > 1)
+            active = [t for t in active if not t.finished()]
+        return [t.stats() for t in timers]
     finally:
         if gc_was_enabled:
             gc.enable()
+
+
+def time_callable(run: Callable[[], object], timing: TimingSettings,
+                  clock: Clock = time.perf_counter_ns) -> LatencyStats:
+    return time_interleaved([run], timing, clock)[0]

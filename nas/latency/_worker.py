@@ -2,8 +2,9 @@
 
 Runs in a fresh process so no state of the caller (its thread pools, allocator, imported libraries)
 leaks into a timing. It pins itself to the profile's CPUs, sets the runtime's thread counts, and holds
-an exclusive lock per CPU set while preparing and timing each part, so two measurements on the same
-cores never overlap. Job: ``{"profile": {...}, "timing": {...}, "parts": [{"kind": ...}, ...]}``.
+an exclusive lock per CPU set while preparing and timing each group of parts (timed interleaved), so
+two measurements on the same cores never overlap.
+Job: ``{"profile": {...}, "timing": {...}, "group": n, "parts": [{"kind": ...}, ...]}``.
 Output: one ``{"ready": true, "conditions": {...}}`` line, then per part ``{"index": i, "ok": true,
 "stats": {...}}`` or ``{"index": i, "ok": false, "error": "..."}``.
 """
@@ -16,6 +17,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,34 @@ def cpu_lock(cpus: list[int]) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class LoadMeter:
+    """CPU time other processes (and the hypervisor) took while we timed, from ``/proc/stat``: a timing
+    taken while the rest of the machine was busy is recorded as such."""
+
+    def __init__(self) -> None:
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.start = self._read()
+
+    def _read(self) -> tuple[float, float, float, float]:
+        try:
+            with open("/proc/stat") as fh:
+                fields = [int(v) for v in fh.readline().split()[1:9]]
+        except (OSError, ValueError):
+            fields = [0] * 8
+        user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+        own = os.times()
+        return (time.monotonic(), (user + nice + system + irq + softirq) / self.tick, steal / self.tick,
+                own.user + own.system)
+
+    def lap(self) -> dict[str, float]:
+        now = self._read()
+        (t0, busy0, steal0, own0), (t1, busy1, steal1, own1) = self.start, now
+        self.start = now
+        dt = max(t1 - t0, 1e-9)
+        return {"other_cpus": round(max(0.0, (busy1 - busy0) - (own1 - own0)) / dt, 3),
+                "steal": round((steal1 - steal0) / dt, 3)}
 
 
 def _emit(obj: dict[str, Any]) -> None:
@@ -57,15 +87,24 @@ def main() -> int:
     runtime.configure()
     _emit({"ready": True, "conditions": {
         "fresh_process": True, "pid": os.getpid(), "cpus": cpus, "threads": profile.threads,
-        "batch": profile.batch, "load_average": list(os.getloadavg()),
+        "batch": profile.batch, "load_average_at_start": list(os.getloadavg()),
     }})
-    for index, data in enumerate(job["parts"]):
+    parts = [Part.from_json(data) for data in job["parts"]]
+    group = max(1, int(job.get("group") or 1))
+    for first in range(0, len(parts), group):
+        chunk = parts[first:first + group]
         try:
             with cpu_lock(cpus):
-                stats = runtime.measure_part(Part.from_json(data), timing)
-            _emit({"index": index, "ok": True, "stats": stats.to_dict()})
+                meter = LoadMeter()
+                results = runtime.measure(chunk, timing)
+                load = meter.lap()
         except Exception as exc:  # reported to the caller, which raises a LatencyError
-            _emit({"index": index, "ok": False, "error": f"{type(exc).__name__}: {exc}"})
+            results, load = [f"{type(exc).__name__}: {exc}"] * len(chunk), {}
+        for index, result in enumerate(results, start=first):
+            if isinstance(result, str):
+                _emit({"index": index, "ok": False, "error": result})
+            else:
+                _emit({"index": index, "ok": True, "stats": result.to_dict(), "load": load})
     return 0
 
 
