@@ -23,7 +23,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from .api_support import PG_SERVER, REPO, _pg_unreachable, start_server, stop_server
+from .api_support import PG_SERVER, REPO, pg_unreachable, start_server, stop_server
 
 REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of its own: the test flushes it
 VISIBILITY = 15  # seconds before Redis redelivers a message whose worker died without acking
@@ -63,7 +63,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    reason = _pg_unreachable()
+    reason = pg_unreachable()
     if reason:
         pytest.skip(reason)
     import psycopg
