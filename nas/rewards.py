@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from nas._documents import first_error
 from nas.errors import RewardError
 
 __all__ = [
@@ -143,9 +144,7 @@ def parse_reward_spec(data: Any) -> RewardSpec:
     except RewardError:
         raise
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(document)"
-        raise RewardError(loc, str(err["msg"]).removeprefix("Value error, ")) from None
+        raise RewardError(*first_error(exc)) from None
 
 
 def _identity(point: Any) -> tuple[float, float]:

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from nas._documents import first_error
 from nas.errors import ArchitectureError
 
 SCHEMA_VERSION = 1
@@ -173,9 +174,4 @@ def parse_architecture(data: object, source: str | None = None) -> Architecture:
     try:
         return Architecture.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(document)"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        if ": " in msg and loc == "(document)":
-            loc, msg = msg.split(": ", 1)
-        raise ArchitectureError(loc, msg, source) from None
+        raise ArchitectureError(*first_error(exc), source) from None

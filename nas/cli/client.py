@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from nas.cli._output import console, err_console, print_json
-from nas.errors import ServiceError, SpecError
+from nas.errors import ServiceError
 
 if TYPE_CHECKING:
     import httpx
@@ -82,17 +81,9 @@ class Client:
 
 def _read_spec(path: Path) -> dict[str, Any]:
     """Only YAML syntax is checked here; the service validates the spec itself (it knows its spaces)."""
-    if not path.is_file():
-        raise SpecError(str(path), "(file)", "no such file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise SpecError(str(path), f"line {mark.line + 1}" if mark else "(document)",
-                        f"invalid YAML: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(data, dict):
-        raise SpecError(str(path), "(document)", "a search spec must be a mapping")
-    return data
+    from nas.search._spec import read_spec_document
+
+    return read_spec_document(path)
 
 
 def submit(spec_file: Annotated[Path, typer.Argument(help="Search spec (YAML), as for `nas run`.")],

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from nas._documents import first_error
 from nas.errors import LatencyError, NotFoundError
 from nas.latency._timing import TABLE_TIMING, TimingSettings
 from nas.paths import search_spaces_dir
@@ -97,9 +98,8 @@ def _read_profile(path: Path) -> DeviceProfile:
     try:
         profile = DeviceProfile.model_validate({**data, "source": str(path)})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(document)"
-        raise LatencyError(f"{path}: {loc}: {str(err['msg']).removeprefix('Value error, ')}") from None
+        loc, reason = first_error(exc)
+        raise LatencyError(f"{path}: {loc}: {reason}") from None
     if profile.name in BUILT_IN:
         raise LatencyError(f"{path}: name {profile.name!r} is a built-in profile; choose another name")
     return profile

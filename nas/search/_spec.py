@@ -9,9 +9,9 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from nas._documents import first_error, read_yaml_mapping
 from nas.data import DatasetSpec
 from nas.errors import SpecError
 from nas.proxies import TrainRecipe
@@ -104,24 +104,14 @@ def parse_spec(data: object, source: str = "<inline>") -> SearchSpec:
     try:
         return SearchSpec.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(document)"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        head, sep, rest = msg.partition(": ")
-        if sep and head.replace(".", "").replace("_", "").isalnum():  # "field: reason" from a model validator
-            loc = head if loc == "(document)" else f"{loc}.{head}"
-            msg = rest
-        raise SpecError(source, loc, msg) from None
+        raise SpecError(source, *first_error(exc)) from None
 
 
 def load_spec(path: str | Path) -> SearchSpec:
     p = Path(path)
-    if not p.is_file():
-        raise SpecError(str(p), "(file)", "no such file")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise SpecError(str(p), f"line {mark.line + 1}" if mark else "(document)",
-                        f"invalid YAML: {getattr(exc, 'problem', exc)}") from None
-    return parse_spec(data, str(p))
+    return parse_spec(read_spec_document(p), str(p))
+
+
+def read_spec_document(path: Path) -> dict[str, Any]:
+    """The YAML mapping of a spec file, unvalidated (the CLI client sends it for the service to check)."""
+    return read_yaml_mapping(path, lambda field, reason: SpecError(str(path), field, reason), "a search spec")

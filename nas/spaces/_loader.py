@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from nas._documents import first_error
 from nas.arch import Architecture
 from nas.errors import ArchitectureError, NotFoundError, SpaceError
 from nas.paths import search_spaces_dir
@@ -42,12 +43,7 @@ def parse_space(data: object, source: str = "<inline>") -> SearchSpace:
     try:
         definition = SpaceDefinition.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(document)"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        if loc == "(document)" and ": " in msg:
-            loc, msg = msg.split(": ", 1)
-        raise SpaceError(source, loc, msg) from None
+        raise SpaceError(source, *first_error(exc)) from None
     return SearchSpace(definition, source)
 
 
