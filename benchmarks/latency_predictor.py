@@ -91,7 +91,8 @@ def run_one(device: str, space_name: str, resolution: int, n: int, calibration: 
         "rerun_within_3": sum(r <= 0.03 for r in rerun) / n,
         "latency_range_ms": [min(measured), max(measured)], "predict_us": predict_us,
         "table_seconds": table_s, "table_parts": entries,
-        "calibration": {"slope": cal.slope, "intercept_ms": cal.intercept_ms, "networks": len(cal.points)},
+        "calibration": {"slope": cal.slope, "intercept_ms": cal.intercept_ms, "ms_per_mparam": cal.ms_per_mparam,
+                        "networks": len(cal.points)},
         "other_load": statistics.fmean(m.conditions.get("load", {}).get("other_cpus", 0.0) for m in first),
     }
 
@@ -116,7 +117,7 @@ def main() -> None:
     ap.add_argument("--spaces", default=",".join(SPACES))
     ap.add_argument("--resolutions", default="224,128")
     ap.add_argument("--n", type=int, default=100)
-    ap.add_argument("--calibrate", type=int, default=10, help="calibration networks per space and resolution")
+    ap.add_argument("--calibrate", type=int, default=12, help="calibration networks per space and resolution")
     ap.add_argument("--table", choices=["full", "lazy"], default="full")
     ap.add_argument("--database", default=None, help="SQLAlchemy URL (default: the configured database)")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from nas.cost import estimate
 from nas.errors import LatencyError
-from nas.latency import Calibration, LatencyPredictor, calibrate, fit_line, network_keys
+from nas.latency import Calibration, LatencyPredictor, calibrate, fit_calibration, fit_line, network_keys
 from nas.spaces import load_space
 from tests.latency_support import QUICK_ORT, sqlite_url, tiny_space
 
@@ -38,6 +39,18 @@ def test_one_point_gives_an_offset_and_degenerate_points_a_ratio() -> None:
         fit_line([], [])
 
 
+def test_the_weights_term_is_used_only_when_it_predicts_held_out_networks_better() -> None:
+    sums, weights = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [0.5, 2.0, 1.0, 3.0, 1.5, 2.5]
+    on_a_line = [[f"n{i}", x, 1.2 * x + 0.1, w] for i, (x, w) in enumerate(zip(sums, weights, strict=True))]
+    plain = fit_calibration(on_a_line, "s", 224)
+    assert plain.ms_per_mparam == 0.0 and plain.slope == pytest.approx(1.2)
+    streaming = [[f"n{i}", x, 1.1 * x + 0.3 * w + 0.1, w] for i, (x, w) in enumerate(zip(sums, weights, strict=True))]
+    cal = fit_calibration(streaming, "s", 224)
+    assert (cal.slope, cal.ms_per_mparam, cal.intercept_ms) == (pytest.approx(1.1), pytest.approx(0.3),
+                                                                pytest.approx(0.1))
+    assert fit_calibration(streaming[:4], "s", 224).ms_per_mparam == 0.0  # too few networks for three terms
+
+
 def test_prediction_is_the_calibrated_sum_of_entries_net_of_the_call_overhead() -> None:
     arch = load_space("mobilenetv3-small").sample(seed=0)
     keys = network_keys(arch)
@@ -45,6 +58,11 @@ def test_prediction_is_the_calibrated_sum_of_entries_net_of_the_call_overhead() 
     predictor = _predictor(keys, calibrations=[cal])
     assert predictor.table_sum(arch) == pytest.approx(len(keys))
     assert predictor.predict(arch) == pytest.approx(1.5 * len(keys) + 0.2)
+    with_weights = LatencyPredictor("p", "f", {k: 1.1 for k in keys} | {"identity": 0.1},
+                                    [Calibration(1.5, 0.2, "mobilenetv3-small", 224, ms_per_mparam=0.5)],
+                                    params={k: 200_000 for k in keys})
+    assert with_weights.weights_m(arch) == pytest.approx(0.2 * len(keys))
+    assert with_weights.predict(arch) == pytest.approx(1.5 * len(keys) + 0.5 * 0.2 * len(keys) + 0.2)
 
 
 def test_the_space_calibration_wins_then_the_all_spaces_one_then_none() -> None:
@@ -86,7 +104,8 @@ def test_calibrating_on_a_few_small_networks_fits_and_stores_the_line(tmp_path: 
     assert cal.scope == "tiny" and cal.resolution == 96 and len(cal.points) == 4 and cal.slope > 0
     predictor = LatencyPredictor.from_database(QUICK_ORT, database_url=url)
     assert {(c.scope, c.resolution) for c in predictor.calibrations} == {("tiny", 96), ("*", 96)}
-    for arch_hash, table_sum, measured in cal.points:
-        assert cal.slope * table_sum + cal.intercept_ms == pytest.approx(measured, rel=0.5), arch_hash
+    for arch_hash, table_sum, measured, weights in cal.points:
+        assert cal.apply(table_sum, weights) == pytest.approx(measured, rel=0.5), arch_hash
     arch = space.sample(seed=1_000_000)  # the first calibration network
-    assert predictor.predict(arch) == pytest.approx(cal.slope * cal.points[0][1] + cal.intercept_ms)
+    assert predictor.predict(arch) == pytest.approx(cal.apply(cal.points[0][1], cal.points[0][3]))
+    assert cal.points[0][3] == pytest.approx(estimate(arch).total.params / 1e6)

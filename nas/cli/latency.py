@@ -87,7 +87,7 @@ def predict(
             "fingerprint": predictor.fingerprint, "resolution": res, "predicted_ms": predicted,
             "table_sum_ms": predictor.table_sum(arch, res), "overhead_ms": predictor.overhead_ms,
             "calibration": {"scope": cal.scope, "slope": cal.slope, "intercept_ms": cal.intercept_ms,
-                            "networks": len(cal.points)},
+                            "ms_per_mparam": cal.ms_per_mparam, "networks": len(cal.points)},
             "calibrated": bool(cal.points), "parts_timed_now": timed, "predict_us": elapsed_us}
     if as_json:
         print_json(data)
@@ -101,7 +101,7 @@ def profile(
     device: Device,
     space: Annotated[str, typer.Option("--space", "-s", help="Search space name or YAML file.")],
     resolution: Resolution = None,
-    calibrate: Annotated[int, typer.Option(help="Networks measured end to end to fit the calibration.")] = 10,
+    calibrate: Annotated[int, typer.Option(help="Networks measured end to end to fit the calibration.")] = 12,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Table file to write.")] = None,
     jobs: Annotated[int, typer.Option(help="Parallel measuring processes, each pinned to its own CPUs.")] = 1,
     as_json: Json = False,
@@ -125,8 +125,8 @@ def profile(
         print_json(data)
         return
     cal = report.calibration
-    data["calibration"] = (f"measured ~ {cal.slope:.4f} x table_sum + {cal.intercept_ms:.4f} ms "
-                           f"({len(cal.points)} networks)" if cal else "none")
+    data["calibration"] = (f"measured ~ {cal.slope:.4f} x table_sum + {cal.ms_per_mparam:.4f} ms/M x weights "
+                           f"+ {cal.intercept_ms:.4f} ms ({len(cal.points)} networks)" if cal else "none")
     data["failed"] = len(report.failed)
     _show(f"latency table {report.space} on {report.profile} at {report.resolution}", data,
           ["entries", "measured", "reused", "failed", "seconds", "calibration", "fingerprint", "file"])

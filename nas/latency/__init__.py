@@ -6,6 +6,7 @@ and prediction never needs them.
 
 from __future__ import annotations
 
+from nas.latency._calibration import Calibration, fit_calibration, fit_line
 from nas.latency._fingerprint import fingerprint, fingerprint_info, hardware_info
 from nas.latency._lut import (
     CALIBRATION_SEED,
@@ -17,7 +18,7 @@ from nas.latency._lut import (
 )
 from nas.latency._measure import Measurement, check_runnable, measure, measure_many
 from nas.latency._parts import Part, network_keys, network_parts
-from nas.latency._predict import Calibration, LatencyPredictor, fit_line
+from nas.latency._predict import LatencyPredictor
 from nas.latency._profiles import BUILT_IN, DeviceProfile, list_profiles, load_profile
 from nas.latency._runtimes import OrtRuntime, Runtime, TorchEagerRuntime, register_runtime, runtime_names
 from nas.latency._timing import TABLE_TIMING, LatencyStats, TimingSettings, time_callable, time_interleaved
@@ -44,6 +45,7 @@ __all__ = [
     "enumerate_parts",
     "fingerprint",
     "fingerprint_info",
+    "fit_calibration",
     "fit_line",
     "hardware_info",
     "list_profiles",

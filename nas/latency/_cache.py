@@ -78,11 +78,12 @@ class LatencyTableEntryRow(_Stats, Base):
     profile: Mapped[str] = mapped_column(String(64))
     fingerprint: Mapped[str] = mapped_column(String(32))
     key: Mapped[str] = mapped_column(String(200))
+    params: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class LatencyCalibrationRow(Base):
-    """``measured ~ slope * table_sum + intercept`` fitted on a few measured networks of one space
-    (``scope``) or of every space (``scope == "*"``) at one resolution."""
+    """``measured ~ slope * table_sum + ms_per_mparam * weights_m + intercept`` fitted on a few measured
+    networks of one space (``scope``) or of every space (``scope == "*"``) at one resolution."""
 
     __tablename__ = "latency_calibrations"
     __table_args__ = (UniqueConstraint("profile", "fingerprint", "scope", "resolution",
@@ -95,7 +96,8 @@ class LatencyCalibrationRow(Base):
     resolution: Mapped[int] = mapped_column(Integer)
     slope: Mapped[float] = mapped_column(Float)
     intercept_ms: Mapped[float] = mapped_column(Float)
-    points: Mapped[list[list[Any]]] = mapped_column(JSON, doc="[arch_hash, table_sum_ms, measured_ms]")
+    ms_per_mparam: Mapped[float] = mapped_column(Float, default=0.0)
+    points: Mapped[list[list[Any]]] = mapped_column(JSON, doc="[arch_hash, table_sum_ms, measured_ms, weights_m]")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
@@ -135,8 +137,17 @@ def get_entries(url: str, profile: str, fingerprint: str) -> dict[str, LatencySt
         return {r.key: r.stats() for r in rows}
 
 
-def put_entries(url: str, profile: str, fingerprint: str, entries: Iterable[tuple[str, LatencyStats]]) -> int:
-    """Upsert entries in one transaction; returns how many were written."""
+def get_params(url: str, profile: str, fingerprint: str) -> dict[str, int]:
+    """Weights per entry key (where known)."""
+    with session_scope(ensure_tables(url)) as s:
+        rows = s.execute(select(LatencyTableEntryRow.key, LatencyTableEntryRow.params).filter_by(
+            profile=profile, fingerprint=fingerprint))
+        return {key: params for key, params in rows if params is not None}
+
+
+def put_entries(url: str, profile: str, fingerprint: str, entries: Iterable[tuple[str, LatencyStats]],
+                params: dict[str, int] | None = None) -> int:
+    """Upsert entries (and their weight counts) in one transaction; returns how many were written."""
     batch = dict(entries)
     if not batch:
         return 0
@@ -150,18 +161,20 @@ def put_entries(url: str, profile: str, fingerprint: str, entries: Iterable[tupl
                 row = LatencyTableEntryRow(profile=profile, fingerprint=fingerprint, key=key)
                 s.add(row)
             row.set_stats(stats)
+            if params and key in params:
+                row.params = params[key]
     return len(batch)
 
 
 def get_calibrations(url: str, profile: str, fingerprint: str) -> list[dict[str, Any]]:
     with session_scope(ensure_tables(url)) as s:
         rows = s.scalars(select(LatencyCalibrationRow).filter_by(profile=profile, fingerprint=fingerprint))
-        return [{"scope": r.scope, "resolution": r.resolution, "slope": r.slope,
-                 "intercept_ms": r.intercept_ms, "points": r.points} for r in rows]
+        return [{"scope": r.scope, "resolution": r.resolution, "slope": r.slope, "intercept_ms": r.intercept_ms,
+                 "ms_per_mparam": r.ms_per_mparam or 0.0, "points": r.points} for r in rows]
 
 
 def put_calibration(url: str, profile: str, fingerprint: str, scope: str, resolution: int, *, slope: float,
-                    intercept_ms: float, points: list[list[Any]]) -> None:
+                    intercept_ms: float, points: list[list[Any]], ms_per_mparam: float = 0.0) -> None:
     with session_scope(ensure_tables(url)) as s:
         row = s.scalars(select(LatencyCalibrationRow).filter_by(
             profile=profile, fingerprint=fingerprint, scope=scope, resolution=resolution)).first()
@@ -170,3 +183,4 @@ def put_calibration(url: str, profile: str, fingerprint: str, scope: str, resolu
                                         resolution=resolution)
             s.add(row)
         row.slope, row.intercept_ms, row.points, row.created_at = slope, intercept_ms, points, _now()
+        row.ms_per_mparam = ms_per_mparam

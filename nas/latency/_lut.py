@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from nas.arch import Architecture, Block, Head, Stem
 from nas.errors import LatencyError
 from nas.latency import _cache
+from nas.latency._calibration import ANY_SPACE, Calibration, fit_calibration
 from nas.latency._fingerprint import fingerprint_info
 from nas.latency._measure import check_runnable, measure_many, resolve_url, run_parts
 from nas.latency._parts import (
@@ -32,10 +33,11 @@ from nas.latency._parts import (
     head_part,
     identity_part,
     network_parts,
+    part_params,
     stem_out_size,
     stem_part,
 )
-from nas.latency._predict import ANY_SPACE, Calibration, LatencyPredictor, fit_line
+from nas.latency._predict import LatencyPredictor
 from nas.latency._profiles import DeviceProfile, load_profile
 from nas.latency._table_file import write_table
 from nas.latency._timing import LatencyStats
@@ -140,14 +142,17 @@ def measure_parts(profile: DeviceProfile, parts: list[Part], url: str, *, jobs: 
     def run(chunk_index: int) -> None:
         chunk = chunks[chunk_index]
         cpus = cpu_sets[chunk_index % len(cpu_sets)]
-        run = run_parts(profile, chunk, timing=profile.table_timing, cpus=cpus, group=PART_GROUP)
+        # Parallel workers would wait for each other to go quiet.
+        timing = profile.table_timing if jobs == 1 else profile.table_timing.model_copy(update={"wait_for_quiet": 0})
+        run = run_parts(profile, chunk, timing=timing, cpus=cpus, group=PART_GROUP)
         good: list[tuple[str, LatencyStats]] = []
         for part, result in zip(chunk, run.results, strict=True):
             if isinstance(result, str):
                 failed[part.key] = result
             else:
                 good.append((part.key, result))
-        _cache.put_entries(url, profile.name, fp, good)
+        _cache.put_entries(url, profile.name, fp, good,
+                           {part.key: part_params(part) for part in chunk if part.key not in failed})
         done[0] += len(chunk)
         if progress:
             progress("parts", done[0], len(parts))
@@ -191,10 +196,10 @@ def _cpu_sets(profile: DeviceProfile, jobs: int) -> list[list[int]]:
             for j in range(jobs)]
 
 
-def calibrate(profile: str | DeviceProfile, space: str | SearchSpace, resolution: int, *, networks: int = 10,
+def calibrate(profile: str | DeviceProfile, space: str | SearchSpace, resolution: int, *, networks: int = 12,
               database_url: str | None = None, progress: Progress | None = None) -> Calibration:
-    """Measure ``networks`` sampled members end to end, fit ``measured ~ slope * table_sum + intercept``
-    for the space at this resolution, and refit the all-spaces calibration from every space's points."""
+    """Measure ``networks`` sampled members end to end, fit the space's calibration at this resolution
+    (``_calibration``), and refit the all-spaces calibration from every space's points."""
     prof, sp = load_profile(profile), _space(space)
     url = resolve_url(database_url)
     fp = str(fingerprint_info(prof)["fingerprint"])
@@ -203,22 +208,23 @@ def calibrate(profile: str | DeviceProfile, space: str | SearchSpace, resolution
     predictor = LatencyPredictor.from_database(prof, database_url=url)
     measured = measure_many(archs, prof, resolution, database_url=url,
                             progress=(lambda d, n: progress("networks", d, n)) if progress else None)
-    sums = [predictor.table_sum(a) for a in archs]
-    times = [m.stats.median_ms for m in measured]
-    slope, intercept = fit_line(sums, times)
-    points: list[list[Any]] = [[a.hash, x, y] for a, x, y in zip(archs, sums, times, strict=True)]
-    _cache.put_calibration(url, prof.name, fp, sp.name, resolution, slope=slope, intercept_ms=intercept,
-                           points=points)
+    points: list[list[Any]] = [[a.hash, predictor.table_sum(a), m.stats.median_ms, predictor.weights_m(a)]
+                               for a, m in zip(archs, measured, strict=True)]
+    cal = fit_calibration(points, sp.name, resolution)
+    _store(url, prof.name, fp, cal)
     every = [p for c in _cache.get_calibrations(url, prof.name, fp)
              if c["resolution"] == resolution and c["scope"] != ANY_SPACE for p in c["points"]]
-    gslope, gintercept = fit_line([float(p[1]) for p in every], [float(p[2]) for p in every])
-    _cache.put_calibration(url, prof.name, fp, ANY_SPACE, resolution, slope=gslope, intercept_ms=gintercept,
-                           points=every)
-    return Calibration(slope, intercept, sp.name, resolution, points)
+    _store(url, prof.name, fp, fit_calibration(every, ANY_SPACE, resolution))
+    return cal
+
+
+def _store(url: str, profile: str, fp: str, cal: Calibration) -> None:
+    _cache.put_calibration(url, profile, fp, cal.scope, cal.resolution, slope=cal.slope,
+                           intercept_ms=cal.intercept_ms, ms_per_mparam=cal.ms_per_mparam, points=cal.points)
 
 
 def build_table(profile: str | DeviceProfile, space: str | SearchSpace, resolution: int | None = None, *,
-                database_url: str | None = None, calibration_networks: int = 10, output: Path | None = None,
+                database_url: str | None = None, calibration_networks: int = 12, output: Path | None = None,
                 jobs: int = 1, progress: Progress | None = None) -> TableReport:
     """Time every distinct part of ``space`` at ``resolution`` (default: the space's first deployment
     resolution) on ``profile``, calibrate, and export the table as a JSON file."""
@@ -238,12 +244,13 @@ def build_table(profile: str | DeviceProfile, space: str | SearchSpace, resoluti
                     progress=progress) if calibration_networks else None
     seconds = time.perf_counter() - start
     entries = _cache.get_entries(url, prof.name, fp)
+    params = _cache.get_params(url, prof.name, fp)
     keys = {p.key for p in parts}
     cals = [c for c in _cache.get_calibrations(url, prof.name, fp) if c["resolution"] == res
             and c["scope"] in (sp.name, ANY_SPACE)]
     path = output or _home() / "latency" / f"{prof.name}-{sp.name}-r{res}-{fp}.json"
     write_table(path, profile=prof.model_dump(mode="json"), hardware=info, space=sp.name, resolution=res,
-                entries={k: v for k, v in entries.items() if k in keys}, calibrations=cals,
+                entries={k: v for k, v in entries.items() if k in keys}, params=params, calibrations=cals,
                 build={"seconds": round(seconds, 1), "parts": len(parts), "timed": len(todo)})
     return TableReport(prof.name, fp, sp.name, res, len(parts), len(todo) - len(failed),
                        len(parts) - len(todo), seconds, failed, cal, path)

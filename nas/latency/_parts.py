@@ -87,6 +87,32 @@ class Part:
         return cls(data.pop("kind"), data)
 
 
+def part_params(part: Part) -> int:
+    """Weights of a part (from the analytic cost model): a network streams them from memory on every
+    inference, while a part timed alone keeps them in cache, which the calibration accounts for."""
+    from nas.arch import Architecture, BlockType
+    from nas.cost import block_cost, head_cost, stem_cost
+
+    s = part.spec
+    if part.kind == "block":
+        return block_cost(s["cin"], s["size"], Block.model_validate(s["block"])).cost.params
+    if part.kind == "stem":
+        carrier = Architecture(stem=Stem.model_validate(s["stem"]), head=Head(),
+                               stages=[[Block(type=BlockType.mbconv, out=8, mid=8)]])
+        return stem_cost(carrier).cost.params
+    if part.kind == "head":
+        cin = s["cin"]
+        carrier = Architecture(stem=Stem(channels=cin), head=Head.model_validate(s["head"]),
+                               stages=[[Block(type=BlockType.mbconv, out=cin, mid=cin)]], num_classes=s["num_classes"])
+        return head_cost(carrier, (cin, s["size"], s["size"])).cost.params
+    if part.kind == "network":
+        from nas.arch import parse_architecture
+        from nas.cost import estimate
+
+        return estimate(parse_architecture(s["arch"])).total.params
+    return 0
+
+
 def block_part(cin: int, size: int, block: Block) -> Part:
     return Part("block", {"cin": cin, "size": size, "block": block.model_dump(mode="json")})
 

@@ -2,75 +2,37 @@
 
 Entries are stored as timed (each includes one runtime call overhead, measured as the ``identity``
 entry); the predictor subtracts that overhead from every entry, so a network pays it once, through
-the calibration's intercept. The calibration is a line, ``measured ~ slope * table_sum + intercept``,
-fitted by weighted least squares with weights 1/measured^2 (i.e. minimising *relative* error, which is
-what the +-10% target is about) on a few measured networks of the same space and resolution; the
-slope absorbs what timing parts alone misses (the runtime keeps its blocked memory layout and warm
-caches across blocks of a network, not across separate sessions). Prediction is a few string formats and
-dict look-ups: no torch, no module building, tens of microseconds.
+the calibration's intercept. The calibration (``_calibration``) maps the table sum and the network's
+weight count to the measured latency. Prediction is a few string formats, dict look-ups and
+multiply-adds: no torch, no numpy, no module building, tens of microseconds.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 from nas.arch import Architecture
 from nas.errors import LatencyError
 from nas.latency import _cache
+from nas.latency._calibration import ANY_SPACE, Calibration
 from nas.latency._fingerprint import fingerprint
 from nas.latency._parts import IDENTITY_KEY, network_keys
 from nas.latency._profiles import DeviceProfile, load_profile
 
 log = logging.getLogger(__name__)
-ANY_SPACE = "*"
-
-
-@dataclass(frozen=True)
-class Calibration:
-    slope: float
-    intercept_ms: float
-    scope: str = ANY_SPACE
-    resolution: int = 0
-    points: list[list[Any]] = field(default_factory=list, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"scope": self.scope, "resolution": self.resolution, "slope": self.slope,
-                "intercept_ms": self.intercept_ms, "points": self.points}
-
-
-def fit_line(table_sums: Sequence[float], measured: Sequence[float]) -> tuple[float, float]:
-    """Weighted least squares ``y ~ a x + b`` with weights 1/y^2 (relative error); one point gives a
-    pure offset, and a non-positive slope (degenerate points) falls back to a ratio through the origin."""
-    if len(table_sums) != len(measured) or not measured:
-        raise LatencyError("calibration needs at least one measured network")
-    if len(measured) == 1:
-        return 1.0, measured[0] - table_sums[0]
-    w = [1.0 / (y * y) for y in measured]
-    sw = sum(w)
-    sx = sum(wi * x for wi, x in zip(w, table_sums, strict=True))
-    sy = sum(wi * y for wi, y in zip(w, measured, strict=True))
-    sxx = sum(wi * x * x for wi, x in zip(w, table_sums, strict=True))
-    sxy = sum(wi * x * y for wi, x, y in zip(w, table_sums, measured, strict=True))
-    det = sw * sxx - sx * sx
-    if det > 1e-12 * max(sw * sxx, 1e-300):
-        slope = (sw * sxy - sx * sy) / det
-        if slope > 0:
-            return slope, (sy - slope * sx) / sw
-    return sxy / sxx, 0.0
 
 
 class LatencyPredictor:
     """Predicts a network's latency on one profile from its lookup table (see the module docstring)."""
 
     def __init__(self, profile: str, fingerprint: str, entries: Mapping[str, float],
-                 calibrations: Iterable[Calibration] = ()) -> None:
+                 calibrations: Iterable[Calibration] = (), params: Mapping[str, int] | None = None) -> None:
         self.profile, self.fingerprint = profile, fingerprint
         self.overhead_ms = float(entries.get(IDENTITY_KEY, 0.0))
         self._net = {k: max(v - self.overhead_ms, 0.0) for k, v in entries.items() if k != IDENTITY_KEY}
+        self._mparams = {k: v / 1e6 for k, v in (params or {}).items()}
         self._cal = {(c.scope, c.resolution): c for c in calibrations}
         self._warned: set[tuple[str, int]] = set()
 
@@ -112,11 +74,17 @@ class LatencyPredictor:
                 f"resolution {res} (first: {missing[0]}); build it with `nas latency profile --device "
                 f"{self.profile} --space {arch.space or 'SPACE'} --resolution {res}`") from None
 
+    def weights_m(self, arch: Architecture, resolution: int | None = None) -> float:
+        """The network's weights in millions, from the table (0 for entries without a count)."""
+        mparams = self._mparams
+        return sum(mparams.get(k, 0.0) for k in network_keys(arch, resolution))
+
     def predict(self, arch: Architecture, resolution: int | None = None) -> float:
         """Predicted latency in ms at ``resolution`` (default: the network's deployment resolution)."""
         res = resolution or arch.resolution
         cal = self.calibration_for(arch.space, res)
-        return cal.slope * self.table_sum(arch, res) + cal.intercept_ms
+        weights = self.weights_m(arch, res) if cal.ms_per_mparam else 0.0
+        return cal.apply(self.table_sum(arch, res), weights)
 
     def breakdown(self, arch: Architecture, resolution: int | None = None) -> list[tuple[str, float]]:
         return [(k, self._net.get(k, float("nan"))) for k in network_keys(arch, resolution)]
@@ -129,9 +97,8 @@ class LatencyPredictor:
         prof = load_profile(profile)
         url, fp = resolve_url(database_url), fingerprint(prof)
         entries = {k: s.median_ms for k, s in _cache.get_entries(url, prof.name, fp).items()}
-        cals = [Calibration(c["slope"], c["intercept_ms"], c["scope"], c["resolution"], c["points"])
-                for c in _cache.get_calibrations(url, prof.name, fp)]
-        return cls(prof.name, fp, entries, cals)
+        cals = [Calibration.from_dict(c) for c in _cache.get_calibrations(url, prof.name, fp)]
+        return cls(prof.name, fp, entries, cals, _cache.get_params(url, prof.name, fp))
 
     @classmethod
     def from_file(cls, *paths: Path | str) -> LatencyPredictor:
@@ -139,6 +106,7 @@ class LatencyPredictor:
         from nas.latency._table_file import read_table
 
         entries: dict[str, float] = {}
+        params: dict[str, int] = {}
         cals: list[Calibration] = []
         ident: tuple[str, str] | None = None
         for path in paths:
@@ -148,8 +116,8 @@ class LatencyPredictor:
                 raise LatencyError(f"{path}: table of {this}, but the others are of {ident}")
             ident = this
             entries.update(doc["entries"])
-            cals += [Calibration(c["slope"], c["intercept_ms"], c["scope"], c["resolution"], c.get("points", []))
-                     for c in doc.get("calibrations", [])]
+            params.update(doc["params"])
+            cals += [Calibration.from_dict(c) for c in doc.get("calibrations", [])]
         if ident is None:
             raise LatencyError("no latency table file given")
-        return cls(ident[0], ident[1], entries, cals)
+        return cls(ident[0], ident[1], entries, cals, params)

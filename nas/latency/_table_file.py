@@ -1,7 +1,7 @@
 """The exported lookup-table file: JSON with provenance, entries and calibrations.
 
 A file lets a search worker on another host predict without the database; the fingerprint inside says
-which machine and build the numbers belong to. Entries are ``key: [median_ms, p10_ms, p90_ms, runs]``.
+which machine and build the numbers belong to. Entries are ``key: [median_ms, p10_ms, p90_ms, runs, params]``.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ FORMAT, VERSION = "nas-latency-table", 1
 
 def write_table(path: Path, *, profile: dict[str, Any], hardware: dict[str, Any], space: str | None,
                 resolution: int | None, entries: dict[str, LatencyStats], calibrations: list[dict[str, Any]],
-                build: dict[str, Any] | None = None) -> Path:
+                params: dict[str, int] | None = None, build: dict[str, Any] | None = None) -> Path:
     doc = {
         "format": FORMAT, "version": VERSION, "profile": profile, "fingerprint": hardware["fingerprint"],
         "hardware": hardware, "space": space, "resolution": resolution, "build": build or {},
         "calibrations": calibrations,
-        "entries": {k: [round(s.median_ms, 6), round(s.p10_ms, 6), round(s.p90_ms, 6), s.runs]
-                    for k, s in sorted(entries.items())},
+        "entries": {k: [round(s.median_ms, 6), round(s.p10_ms, 6), round(s.p90_ms, 6), s.runs,
+                        (params or {}).get(k)] for k, s in sorted(entries.items())},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
@@ -32,7 +32,8 @@ def write_table(path: Path, *, profile: dict[str, Any], hardware: dict[str, Any]
 
 
 def read_table(path: Path) -> dict[str, Any]:
-    """The file's document with ``entries`` as ``key -> median_ms``; raises ``LatencyError`` if malformed."""
+    """The file's document with ``entries`` as ``key -> median_ms`` and ``params`` as ``key -> weights``;
+    raises ``LatencyError`` if malformed."""
     try:
         doc = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -42,6 +43,7 @@ def read_table(path: Path) -> dict[str, Any]:
     if doc.get("version") != VERSION:
         raise LatencyError(f"{path}: unsupported latency table version {doc.get('version')!r}")
     try:
+        doc["params"] = {str(k): int(v[4]) for k, v in doc["entries"].items() if len(v) > 4 and v[4] is not None}
         doc["entries"] = {str(k): float(v[0]) for k, v in doc["entries"].items()}
         profile = doc["profile"]["name"]
         doc["fingerprint"] = str(doc["fingerprint"])

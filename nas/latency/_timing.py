@@ -38,11 +38,14 @@ class TimingSettings(BaseModel):
     window_runs: int = Field(default=10, ge=1)
     min_windows: int = Field(default=20, ge=1, description="Windows needed before stopping: moments sampled.")
     quiet_tolerance: float = Field(default=0.1, gt=0)
+    wait_for_quiet: float = Field(default=5.0, ge=0, description=(
+        "Seconds to wait, before timing, for other processes to use less than `busy_cpus` CPUs."))
+    busy_cpus: float = Field(default=0.3, ge=0)
 
 
 # Table entries are many and small: short windows, few of them; the sum over ~20 entries averages noise.
 TABLE_TIMING = TimingSettings(warmup_runs=2, warmup_seconds=0.0, min_runs=10, max_runs=200,
-                              max_seconds=0.15, target_ci=0.015, window_runs=5, min_windows=3)
+                              max_seconds=0.15, target_ci=0.015, window_runs=5, min_windows=3, wait_for_quiet=1.0)
 
 
 @dataclass(frozen=True)

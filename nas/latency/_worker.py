@@ -66,6 +66,19 @@ class LoadMeter:
                 "steal": round((steal1 - steal0) / dt, 3)}
 
 
+def wait_for_quiet(max_seconds: float, busy_cpus: float) -> float:
+    """Wait (up to ``max_seconds``) until other processes use at most ``busy_cpus`` CPUs; returns the
+    seconds waited. On a dedicated device this returns at once; on a shared one it skips others' bursts."""
+    waited = 0.0
+    while True:
+        meter = LoadMeter()
+        time.sleep(0.1)
+        if meter.lap()["other_cpus"] <= busy_cpus or waited >= max_seconds:
+            return waited
+        time.sleep(0.4)
+        waited += 0.5
+
+
 def _emit(obj: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
@@ -95,9 +108,10 @@ def main() -> int:
         chunk = parts[first:first + group]
         try:
             with cpu_lock(cpus):
+                waited = wait_for_quiet(timing.wait_for_quiet, timing.busy_cpus) if timing.wait_for_quiet else 0.0
                 meter = LoadMeter()
                 results = runtime.measure(chunk, timing)
-                load = meter.lap()
+                load = {**meter.lap(), "waited_s": waited}
         except Exception as exc:  # reported to the caller, which raises a LatencyError
             results, load = [f"{type(exc).__name__}: {exc}"] * len(chunk), {}
         for index, result in enumerate(results, start=first):
