@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from nas.latency import TimingSettings, time_callable, time_interleaved
-from nas.latency._timing import median_ci_rel, summarize
+from nas.latency._timing import median_ci_rel, quiet_runs, summarize
 
 
 class FakeClock:
@@ -67,13 +67,19 @@ def test_warm_up_lasts_at_least_its_duration() -> None:
     assert fake.calls == 50 + 10
 
 
-def test_windows_slowed_by_a_burst_of_other_load_are_set_aside() -> None:
-    fake = FakeClock([1.0] * 30 + [1.6] * 20)  # windows of 10: three quiet, then two disturbed
+def test_runs_slowed_by_a_burst_of_other_load_are_set_aside() -> None:
+    fake = FakeClock([1.0] * 30 + [1.6] * 20)  # three quiet windows of 10 runs, then two disturbed
     settings = TimingSettings(warmup_runs=0, warmup_seconds=0, min_runs=50, max_runs=100, target_ci=0.001,
                               window_runs=10, min_windows=1)
     stats = time_callable(fake.run, settings, clock=fake.clock)
     assert stats.median_ms == stats.p90_ms == pytest.approx(1.0)
-    assert stats.runs == 70 and (stats.windows, stats.quiet_windows) == (7, 5)  # 50 quiet runs suffice
+    assert (stats.runs, stats.windows) == (70, 7)  # 50 quiet runs suffice
+    assert stats.disturbed == pytest.approx(20 / 70)
+
+
+def test_quiet_runs_are_those_near_the_fastest_few() -> None:
+    runs = [1.0, 1.02, 1.05, 1.3, 1.9, 1.04, 2.2]
+    assert quiet_runs(runs, 0.1) == [1.0, 1.02, 1.04, 1.05]
 
 
 def test_interleaved_parts_take_turns_and_drop_the_cold_first_run_of_each_window() -> None:

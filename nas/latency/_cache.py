@@ -32,12 +32,12 @@ class _Stats:
     runs: Mapped[int] = mapped_column(Integer)
     ci_rel: Mapped[float] = mapped_column(Float)
     windows: Mapped[int] = mapped_column(Integer, default=1)
-    quiet_windows: Mapped[int] = mapped_column(Integer, default=1)
+    disturbed: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
     def stats(self) -> LatencyStats:
         return LatencyStats(self.median_ms, self.p10_ms, self.p90_ms, self.mean_ms, self.min_ms, self.runs,
-                            self.ci_rel, self.windows, self.quiet_windows)
+                            self.ci_rel, self.windows, self.disturbed)
 
     def set_stats(self, stats: LatencyStats) -> None:
         for name in LatencyStats.__dataclass_fields__:

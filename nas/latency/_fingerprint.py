@@ -19,6 +19,8 @@ from typing import Any
 from nas.latency._profiles import DeviceProfile
 
 _LIBRARIES = ("torch", "onnxruntime", "numpy")
+# Bumped whenever what a stored number means changes (how parts are timed, which runs count).
+METHOD = 3
 
 
 def _cpu_model() -> str:
@@ -54,7 +56,8 @@ def hardware_info() -> dict[str, Any]:
 
 def fingerprint_info(profile: DeviceProfile) -> dict[str, Any]:
     """Hardware info plus the profile's timing-relevant settings, and the short hash of both."""
-    info = {**hardware_info(), "profile": profile.name, "profile_settings": profile.settings_hash()}
+    info = {**hardware_info(), "profile": profile.name, "profile_settings": profile.settings_hash(),
+            "method": METHOD}
     body = {k: v for k, v in info.items() if k not in ("profile", "python")}
     info["fingerprint"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
     return info

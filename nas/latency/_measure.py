@@ -107,7 +107,11 @@ def run_parts(profile: DeviceProfile, parts: Sequence[Part], *, timing: TimingSe
         assert proc.stdout is not None
         done = 0
         for line in proc.stdout:
-            msg = json.loads(line)
+            try:
+                msg = json.loads(line)
+            except json.JSONDecodeError:  # a library printing to stdout; not ours
+                log.debug("worker said: %s", line.rstrip())
+                continue
             if msg.get("ready"):
                 run.conditions = msg["conditions"]
                 continue
