@@ -8,8 +8,10 @@ memory on every inference, while a part timed alone keeps its weights in cache. 
 
 fitted by weighted least squares with weights 1/measured^2 (minimising *relative* error, which is what
 the +-10% target is about) on a few measured networks of one space and resolution. The weights term is
-kept only if it lowers the leave-one-out error on those networks (and has a non-negative coefficient);
-otherwise the plain line is used. Points are ``[arch_hash, table_sum_ms, measured_ms, weights_m]``.
+kept only if it lowers the leave-one-out error on those networks and the fit stays physical (a
+non-negative weights coefficient, a table-sum slope between 0.75 and 1.5: the table times the same
+kernels, so a slope far from 1 means the few points are fitting noise); otherwise the plain line is used.
+Points are ``[arch_hash, table_sum_ms, measured_ms, weights_m]``.
 """
 
 from __future__ import annotations
@@ -67,14 +69,14 @@ def fit_line(table_sums: Sequence[float], measured: Sequence[float]) -> tuple[fl
 
 
 def _fit_plane(xs: Sequence[float], ps: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float] | None:
-    """Weighted least squares ``y ~ a x + c p + b``; None if degenerate or not physical (a <= 0, c < 0)."""
+    """Weighted least squares ``y ~ a x + c p + b``; None if degenerate or not physical (see the module)."""
     import numpy as np
 
     w = 1.0 / np.asarray(ys)
     design = np.column_stack([xs, ps, np.ones(len(xs))]) * w[:, None]
     coef, _, rank, _ = np.linalg.lstsq(design, np.asarray(ys) * w, rcond=None)
     a, c, b = (float(v) for v in coef)
-    return (a, c, b) if rank == 3 and a > 0 and c >= 0 else None
+    return (a, c, b) if rank == 3 and 0.75 <= a <= 1.5 and c >= 0 else None
 
 
 def _loo_error(points: Sequence[Sequence[Any]], with_weights: bool) -> float:

@@ -135,13 +135,16 @@ class OrtRuntime(Runtime):
         else:
             from nas.arch import Block, Head, Stem
 
+            ctx = bool(s.get("context"))
             if part.kind == "block":
-                model, shape = graphs.block_graph(s["cin"], s["size"], Block.model_validate(s["block"]), batch)
+                model, shape = graphs.block_graph(s["cin"], s["size"], Block.model_validate(s["block"]), batch, ctx)
             elif part.kind == "stem":
                 model, shape = graphs.stem_graph(Stem.model_validate(s["stem"]), s["resolution"], batch)
             elif part.kind == "head":
                 model, shape = graphs.head_graph(Head.model_validate(s["head"]), s["cin"], s["size"],
-                                                 s["num_classes"], batch)
+                                                 s["num_classes"], batch, ctx)
+            elif part.kind == "context":
+                model, shape = graphs.context_graph(s["channels"], s["size"], batch)
             else:
                 model, shape = graphs.identity_graph(batch)
             session = self._session(model)
@@ -204,26 +207,33 @@ def _torch_module(part: Part, batch: int) -> tuple[Any, tuple[int, ...]]:
     if part.kind == "network":
         arch = _architecture(s)
         return build_model(arch), (batch, 3, arch.resolution, arch.resolution)
-    if part.kind == "block":
-        return build_block(s["cin"], Block.model_validate(s["block"])), (batch, s["cin"], s["size"], s["size"])
     if part.kind == "identity":
         return nn.ReLU(), (batch, 8, 1, 1)
+    if part.kind == "context":
+        c = s["channels"]
+        return nn.Conv2d(c, c, 1, groups=c), (batch, c, s["size"], s["size"])
     if part.kind == "stem":
         stem = Stem.model_validate(s["stem"])
         carrier = Architecture(stem=stem, stages=[[Block(type=BlockType.mbconv, out=8, mid=8)]], head=Head())
         return build_model(carrier).stem, (batch, 3, s["resolution"], s["resolution"])
     cin = s["cin"]
-    carrier = Architecture(stem=Stem(channels=cin), stages=[[Block(type=BlockType.mbconv, out=cin, mid=cin)]],
-                           head=Head.model_validate(s["head"]), num_classes=s["num_classes"])
-    net = build_model(carrier)
+    if part.kind == "block":
+        module: Any = build_block(cin, Block.model_validate(s["block"]))
+    else:
+        carrier = Architecture(stem=Stem(channels=cin), stages=[[Block(type=BlockType.mbconv, out=cin, mid=cin)]],
+                               head=Head.model_validate(s["head"]), num_classes=s["num_classes"])
+        net = build_model(carrier)
 
-    class _HeadOnly(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.head_conv, self.classifier = net.head_conv, net.classifier
+        class _HeadOnly(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.head_conv, self.classifier = net.head_conv, net.classifier
 
-        def forward(self, x: Any) -> Any:
-            x = nn.functional.adaptive_avg_pool2d(self.head_conv(x), 1).flatten(1)
-            return self.classifier(x)
+            def forward(self, x: Any) -> Any:
+                x = nn.functional.adaptive_avg_pool2d(self.head_conv(x), 1).flatten(1)
+                return self.classifier(x)
 
-    return _HeadOnly(), (batch, cin, s["size"], s["size"])
+        module = _HeadOnly()
+    if s.get("context"):
+        module = nn.Sequential(nn.Conv2d(cin, cin, 1, groups=cin), module)
+    return module, (batch, cin, s["size"], s["size"])

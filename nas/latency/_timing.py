@@ -48,7 +48,7 @@ class TimingSettings(BaseModel):
 # Table entries are many and small: short windows, few of them; the sum over ~20 entries averages noise.
 # A fresh session needs ~10 runs before its timings settle (allocator growth, first-touch page faults).
 TABLE_TIMING = TimingSettings(warmup_runs=10, warmup_seconds=0.0, min_runs=10, max_runs=60,
-                              max_seconds=0.06, target_ci=0.02, window_runs=5, min_windows=4, wait_for_quiet=1.0)
+                              max_seconds=0.06, target_ci=0.02, window_runs=5, min_windows=4, wait_for_quiet=0.5)
 
 
 @dataclass(frozen=True)
