@@ -168,24 +168,10 @@ def _shufflev2(g: _Graph, x: str, n: int, cin: int, size: int, b: Block) -> str:
 _BLOCKS = {BlockType.mbconv: _mbconv, BlockType.shufflev1: _shufflev1, BlockType.shufflev2: _shufflev2}
 
 
-def _context(g: _Graph, channels: int, enabled: bool) -> str:
-    """A 1x1 depthwise conv in front of a part: its output is in the runtime's internal layout, as a
-    block's input is inside a network (ONNX Runtime's NCHWc), so the part pays no layout conversion on
-    entry. The table subtracts the context's own time (``context_graph``)."""
-    return g.conv("input", channels, channels, groups=channels) if enabled else "input"
-
-
-def context_graph(channels: int, size: int, batch: int = 1) -> tuple[bytes, tuple[int, ...]]:
-    g = _Graph()
-    shape = (batch, channels, size, size)
-    return g.model(shape, _context(g, channels, True)), shape
-
-
-def block_graph(cin: int, size: int, block: Block, batch: int = 1, context: bool = False
-                ) -> tuple[bytes, tuple[int, ...]]:
+def block_graph(cin: int, size: int, block: Block, batch: int = 1) -> tuple[bytes, tuple[int, ...]]:
     """(serialised model, input shape) of one block on a ``batch`` x ``cin`` x ``size`` x ``size`` input."""
     g = _Graph()
-    out = _BLOCKS[block.type](g, _context(g, cin, context), batch, cin, size, block)
+    out = _BLOCKS[block.type](g, "input", batch, cin, size, block)
     shape = (batch, cin, size, size)
     return g.model(shape, out), shape
 
@@ -200,10 +186,10 @@ def stem_graph(stem: Stem, resolution: int, batch: int = 1) -> tuple[bytes, tupl
     return g.model(shape, y), shape
 
 
-def head_graph(head: Head, cin: int, size: int, num_classes: int, batch: int = 1, context: bool = False
+def head_graph(head: Head, cin: int, size: int, num_classes: int, batch: int = 1
                ) -> tuple[bytes, tuple[int, ...]]:
     g = _Graph()
-    y, width = _context(g, cin, context), cin
+    y, width = "input", cin
     if head.channels:
         y, width = g.conv(y, cin, head.channels, act=head.activation), head.channels
     y = g.node("Flatten", [g.node("GlobalAveragePool", [y])], axis=1)

@@ -34,10 +34,6 @@ def head_key(hd: Head, cin: int, size: int, num_classes: int) -> str:
     return f"head_i{cin}_c{hd.channels or 0}_h{hd.hidden or 0}_{hd.activation.value}_n{num_classes}_hw{size}"
 
 
-def context_key(channels: int, size: int) -> str:
-    return f"context_c{channels}_hw{size}"
-
-
 def stem_out_size(st: Stem, resolution: int) -> int:
     size = conv_out(resolution, st.kernel, st.stride)
     return conv_out(size, 3, 2) if st.pool else size
@@ -80,8 +76,6 @@ class Part:
             return head_key(Head.model_validate(s["head"]), s["cin"], s["size"], s["num_classes"])
         if self.kind == "network":
             return f"network_{s['arch_hash']}_r{s['resolution']}"
-        if self.kind == "context":
-            return context_key(s["channels"], s["size"])
         return IDENTITY_KEY
 
     def to_json(self) -> dict[str, Any]:

@@ -135,16 +135,13 @@ class OrtRuntime(Runtime):
         else:
             from nas.arch import Block, Head, Stem
 
-            ctx = bool(s.get("context"))
             if part.kind == "block":
-                model, shape = graphs.block_graph(s["cin"], s["size"], Block.model_validate(s["block"]), batch, ctx)
+                model, shape = graphs.block_graph(s["cin"], s["size"], Block.model_validate(s["block"]), batch)
             elif part.kind == "stem":
                 model, shape = graphs.stem_graph(Stem.model_validate(s["stem"]), s["resolution"], batch)
             elif part.kind == "head":
                 model, shape = graphs.head_graph(Head.model_validate(s["head"]), s["cin"], s["size"],
-                                                 s["num_classes"], batch, ctx)
-            elif part.kind == "context":
-                model, shape = graphs.context_graph(s["channels"], s["size"], batch)
+                                                 s["num_classes"], batch)
             else:
                 model, shape = graphs.identity_graph(batch)
             session = self._session(model)
@@ -209,9 +206,6 @@ def _torch_module(part: Part, batch: int) -> tuple[Any, tuple[int, ...]]:
         return build_model(arch), (batch, 3, arch.resolution, arch.resolution)
     if part.kind == "identity":
         return nn.ReLU(), (batch, 8, 1, 1)
-    if part.kind == "context":
-        c = s["channels"]
-        return nn.Conv2d(c, c, 1, groups=c), (batch, c, s["size"], s["size"])
     if part.kind == "stem":
         stem = Stem.model_validate(s["stem"])
         carrier = Architecture(stem=stem, stages=[[Block(type=BlockType.mbconv, out=8, mid=8)]], head=Head())
@@ -234,6 +228,4 @@ def _torch_module(part: Part, batch: int) -> tuple[Any, tuple[int, ...]]:
                 return self.classifier(x)
 
         module = _HeadOnly()
-    if s.get("context"):
-        module = nn.Sequential(nn.Conv2d(cin, cin, 1, groups=cin), module)
     return module, (batch, cin, s["size"], s["size"])
