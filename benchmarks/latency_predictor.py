@@ -52,14 +52,15 @@ def _progress(label: str):  # type: ignore[no-untyped-def]
 
 
 def run_one(device: str, space_name: str, resolution: int, n: int, calibration: int, mode: str,
-            url: str, workdir: Path) -> dict[str, Any]:
+            url: str, workdir: Path, tables: Path | None) -> dict[str, Any]:
     space = load_space(space_name)
     label = f"{space_name}@{resolution}"
     archs = [space.sample(seed=i).with_(resolution=resolution) for i in range(n)]
     start = time.perf_counter()
     if mode == "full":
         report = build_table(device, space, resolution, database_url=url, calibration_networks=calibration,
-                             output=workdir / f"{space_name}-{resolution}.json", progress=_progress(label))
+                             output=tables / f"{device}-{space_name}-r{resolution}.json" if tables else None,
+                             progress=_progress(label))
         table_s, entries = report.seconds, report.entries
     else:
         cal_archs = [space.sample(seed=CALIBRATION_SEED + i).with_(resolution=resolution) for i in range(calibration)]
@@ -121,13 +122,15 @@ def main() -> None:
     ap.add_argument("--table", choices=["full", "lazy"], default="full")
     ap.add_argument("--database", default=None, help="SQLAlchemy URL (default: the configured database)")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    ap.add_argument("--tables", type=Path, default=None, help="export table files here (default: NAS_HOME/latency)")
     args = ap.parse_args()
     url = resolve_url(args.database)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for space in args.spaces.split(","):
             for res in (int(r) for r in args.resolutions.split(",")):
-                rows.append(run_one(args.device, space, res, args.n, args.calibrate, args.table, url, Path(tmp)))
+                rows.append(run_one(args.device, space, res, args.n, args.calibrate, args.table, url, Path(tmp),
+                                    args.tables))
                 print(render(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
                 if args.json:
                     args.json.write_text(json.dumps(rows, indent=1))

@@ -1,8 +1,10 @@
 """Latency storage: measured networks, lookup-table entries and calibrations, in the shared database.
 
-Every key includes the hardware fingerprint (CPU, cores, library versions, profile settings), so a
-number measured on one machine or build is never served for another. Each function is one short block
-inside ``session_scope``, which owns commit and rollback.
+Every key includes the hardware fingerprint (CPU, cores, library versions, profile settings, timing
+method), so a number measured on one machine or build is never served for another. Each function is one
+short block inside ``session_scope``, which owns commit and rollback. These tables are caches of
+re-measurable timings: a schema change gets new table names (the ``_v{SCHEMA}`` suffix) instead of a
+migration, so an older database is never altered and never read with the wrong columns.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from nas.latency._timing import LatencyStats
 from nas.storage import Base, create_tables, session_scope
+
+SCHEMA = 2
 
 
 def _now() -> datetime:
@@ -48,9 +52,9 @@ class _Stats:
 class LatencyMeasurementRow(_Stats, Base):
     """One end-to-end measurement of a network at a resolution on a profile."""
 
-    __tablename__ = "latency_measurements"
+    __tablename__ = f"latency_measurements_v{SCHEMA}"
     __table_args__ = (UniqueConstraint("arch_hash", "resolution", "profile", "fingerprint",
-                                       name="uq_latency_measurement"),)
+                                       name=f"uq_latency_measurement_v{SCHEMA}"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     arch_hash: Mapped[str] = mapped_column(String(32), index=True)
@@ -71,8 +75,8 @@ class LatencyMeasurementRow(_Stats, Base):
 class LatencyTableEntryRow(_Stats, Base):
     """One lookup-table entry: a part (block, stem, head, identity) timed alone on a profile."""
 
-    __tablename__ = "latency_table_entries"
-    __table_args__ = (UniqueConstraint("profile", "fingerprint", "key", name="uq_latency_table_entry"),)
+    __tablename__ = f"latency_table_entries_v{SCHEMA}"
+    __table_args__ = (UniqueConstraint("profile", "fingerprint", "key", name=f"uq_latency_table_entry_v{SCHEMA}"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     profile: Mapped[str] = mapped_column(String(64))
@@ -85,9 +89,9 @@ class LatencyCalibrationRow(Base):
     """``measured ~ slope * table_sum + ms_per_mparam * weights_m + intercept`` fitted on a few measured
     networks of one space (``scope``) or of every space (``scope == "*"``) at one resolution."""
 
-    __tablename__ = "latency_calibrations"
+    __tablename__ = f"latency_calibrations_v{SCHEMA}"
     __table_args__ = (UniqueConstraint("profile", "fingerprint", "scope", "resolution",
-                                       name="uq_latency_calibration"),)
+                                       name=f"uq_latency_calibration_v{SCHEMA}"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     profile: Mapped[str] = mapped_column(String(64))
