@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -12,13 +13,20 @@ import yaml
 from pydantic import ValidationError
 
 _FIELD = re.compile(r"^[A-Za-z_][\w.\[\]]*$")
+_PLAIN_KEY = re.compile(r"^[\w-]+$")
+
+
+def _path_part(part: object) -> str:
+    """A key that could be misread as a path (a dot, a bracket, a space, empty) is JSON-quoted."""
+    text = str(part)
+    return text if isinstance(part, int) or _PLAIN_KEY.match(text) else json.dumps(text)
 
 
 def first_error(exc: ValidationError) -> tuple[str, str]:
     """The first error's dotted field path and reason. A model validator that raises "field: reason"
     names its field in the message; that field is appended to the location."""
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "(document)"
+    loc = ".".join(_path_part(p) for p in err["loc"]) or "(document)"
     msg = str(err["msg"]).removeprefix("Value error, ")
     head, sep, rest = msg.partition(": ")
     if sep and _FIELD.match(head):
