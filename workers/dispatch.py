@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from workers.app import SEARCH_QUEUE, celery_app
+from typing import Any
+
+from workers.app import SEARCH_QUEUE, TRAIN_QUEUE, celery_app, latency_queue
 
 RUN_SEARCH = "nas.search.run"
 TRAIN = "nas.train"
@@ -14,3 +16,14 @@ def submit_search(search_id: str) -> None:
     finished is left alone, so a duplicate message (redelivery, resubmit) is harmless."""
     celery_app.send_task(RUN_SEARCH, args=[search_id], queue=SEARCH_QUEUE, task_id=f"search-{search_id}",
                         ignore_result=True)
+
+
+def send_train(payload: dict[str, Any], task_id: str) -> None:
+    """Queue a trial's training; the task id is the trial's, so a resend is a harmless duplicate."""
+    celery_app.send_task(TRAIN, args=[payload], queue=TRAIN_QUEUE, task_id=task_id, ignore_result=True)
+
+
+def send_latency(payload: dict[str, Any], task_id: str) -> None:
+    """Queue a trial's latency on its device's queue (``latency.<profile>``)."""
+    celery_app.send_task(MEASURE_LATENCY, args=[payload], queue=latency_queue(str(payload["device"])),
+                         task_id=task_id, ignore_result=True)

@@ -12,7 +12,15 @@ log = logging.getLogger(__name__)
 
 def drive(search_id: str, worker: str) -> str:
     from nas.search import parse_spec, run_search, write_outputs
-    from nas.service import SearchStatus, cancel_requested, get_search, mark_finished, mark_running, update_progress
+    from nas.service import (
+        SearchStatus,
+        cancel_requested,
+        get_search,
+        mark_finished,
+        mark_running,
+        touch_search,
+        update_progress,
+    )
     from workers.executor import CeleryExecutor
 
     settings = get_settings()
@@ -38,7 +46,8 @@ def drive(search_id: str, worker: str) -> str:
 
     executor = CeleryExecutor(url, spec.device, parallelism=settings.search_parallelism, notify=notify,
                               should_stop=lambda: cancel_requested(url, search_id),
-                              device_ttl=settings.device_ttl)
+                              device_ttl=settings.device_ttl, resend_after=settings.task_visibility_timeout,
+                              heartbeat=lambda: touch_search(url, search_id))
     try:
         ctx = run_search(spec, study_name=record.study_name, storage_url=url,
                          run_dir=settings.home / "searches" / search_id, executor=executor, on_progress=on_progress)

@@ -10,7 +10,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-TRAIN_KEY, LATENCY_KEY, ERROR_KEY = "outcome.train", "outcome.latency", "outcome.error"
+from nas.service.trial_tasks import ERROR_KEY, LATENCY_KEY, TASK_KEY, TRAIN_KEY
+
+__all__ = ["ERROR_KEY", "LATENCY_KEY", "TRAIN_KEY", "read", "record_task", "write"]
 
 
 @lru_cache(maxsize=8)
@@ -34,3 +36,8 @@ def write(url: str, trial_id: int, key: str, value: Any) -> bool:
         return False
     storage.set_trial_user_attr(trial_id, key, value)
     return True
+
+
+def record_task(url: str, trial_id: int, record: dict[str, Any]) -> None:
+    """Note what was sent for a trial (``nas.service.trial_tasks.task_record``) so it can be sent again."""
+    _storage(url).set_trial_user_attr(trial_id, TASK_KEY, record)

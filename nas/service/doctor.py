@@ -1,0 +1,173 @@
+"""``nas doctor``: find work the service lost track of, from the database alone, and send it again.
+
+Three kinds of problem:
+
+- a *stuck search*: marked running, but its driver has not written (progress or heartbeat) for
+  ``stuck_after`` seconds, so its driver died and nothing will redeliver it (e.g. Redis lost the message);
+- an *orphaned trial*: RUNNING in its study, its tasks sent more than ``orphan_after`` seconds ago (the
+  broker's visibility timeout) and no outcome arrived, so the broker lost them or a task died silently;
+- a *queued search* nobody claimed for ``queued_after`` seconds (no search worker, or a lost message).
+
+Fixing re-sends the search task (a driver resumes the study; interrupted trials are re-run) or the
+trial's missing tasks, under the same task ids: work is idempotent by search and trial id, so a resend
+that turns out unnecessary is a harmless duplicate. Sending goes through a ``Dispatcher`` supplied by the
+caller, because the library does not import ``workers/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Protocol
+
+from nas.service._models import utcnow
+from nas.service.store import SearchRecord, SearchStatus, list_searches
+from nas.service.trial_tasks import TASK_KEY, missing_outcomes, task_ids, task_payloads
+
+if TYPE_CHECKING:
+    import optuna
+
+log = logging.getLogger(__name__)
+
+STUCK, ORPHANED, QUEUED = "stuck-search", "orphaned-trial", "queued-search"
+
+
+class Dispatcher(Protocol):
+    """Sends tasks by name (``workers.dispatch`` in the service)."""
+
+    def search(self, search_id: str) -> None: ...
+
+    def train(self, payload: dict[str, Any], task_id: str) -> None: ...
+
+    def latency(self, payload: dict[str, Any], task_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str
+    search_id: str
+    trial_number: int | None
+    age_seconds: float
+    reason: str
+    action: str | None = None
+    """What ``fix`` did; None when nothing was done."""
+    fixed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "age_seconds": round(self.age_seconds, 1)}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    stuck_after: float = 600.0
+    orphan_after: float = 6 * 3600.0
+    queued_after: float = 300.0
+
+
+def diagnose(url: str, limits: Thresholds, *,
+             search_workers: Callable[[], int | None] = lambda: None) -> list[Problem]:
+    """Every problem in the database now. ``search_workers``: how many workers serve the ``search`` queue
+    (None: unknown); asked only when a search is queued, since asking the broker takes a while."""
+    now = utcnow()
+    problems: list[Problem] = []
+    queued = _searches(url, SearchStatus.queued)
+    workers = search_workers() if queued else None
+    for record in queued:
+        age = _age(now, record.created_at)
+        if age > limits.queued_after or workers == 0:
+            why = "no search worker is running" if workers == 0 else "no search worker has claimed it"
+            problems.append(Problem(QUEUED, record.id, None, age, f"queued for {age:.0f} s: {why}"))
+    for record in _searches(url, SearchStatus.running):
+        age = _age(now, record.updated_at)
+        if age > limits.stuck_after:
+            problems.append(Problem(STUCK, record.id, None, age,
+                                    f"running, but its driver ({record.worker or 'unknown'}) has not reported "
+                                    f"for {age:.0f} s"))
+        problems.extend(_orphans(url, record, limits.orphan_after))
+    return problems
+
+
+def fix(url: str, problems: list[Problem], dispatcher: Dispatcher, *,
+        search_workers: int | None = None) -> list[Problem]:
+    """Send again what each problem lost; returns the problems with ``action`` and ``fixed`` filled in."""
+    resumed = {p.search_id for p in problems if p.kind in (STUCK, QUEUED)}
+    done: list[Problem] = []
+    for p in problems:
+        if p.kind in (STUCK, QUEUED):
+            dispatcher.search(p.search_id)
+            action = "re-sent the search task (a worker resumes it; interrupted trials are re-run)"
+            if search_workers == 0:
+                done.append(replace(p, action=action + "; start a search worker: nas worker -Q search"))
+                continue
+            done.append(replace(p, action=action, fixed=True))
+        elif p.search_id in resumed:
+            done.append(replace(p, action="left to the resumed search (it re-runs interrupted trials)", fixed=True))
+        else:
+            done.append(_resend_trial(url, p, dispatcher))
+    return done
+
+
+@lru_cache(maxsize=4)
+def _storage(url: str) -> optuna.storages.RDBStorage:
+    from nas.search._study import rdb_storage
+
+    return rdb_storage(url)
+
+
+def _resend_trial(url: str, p: Problem, dispatcher: Dispatcher) -> Problem:
+    storage = _storage(url)
+    study_id = storage.get_study_id_from_name(f"search-{p.search_id}")
+    trial = next(t for t in storage.get_all_trials(study_id, deepcopy=False) if t.number == p.trial_number)
+    record = trial.user_attrs.get(TASK_KEY)
+    missing = missing_outcomes(trial.user_attrs)
+    if trial.state.name != "RUNNING" or not missing:
+        return replace(p, action="its outcome arrived meanwhile", fixed=True)
+    if record is None:
+        return replace(p, action="cannot re-send: no task was recorded for it")
+    train, latency = task_payloads(record, url)
+    train_id, latency_id = task_ids(f"search-{p.search_id}", trial._trial_id)
+    storage.set_trial_user_attr(trial._trial_id, TASK_KEY, {**record, "sent_at": time.time()})
+    if "train" in missing:
+        dispatcher.train(train, train_id)
+    if "latency" in missing:
+        dispatcher.latency(latency, latency_id)
+    return replace(p, action=f"re-sent its {' and '.join(missing)} task(s)", fixed=True)
+
+
+def _orphans(url: str, record: SearchRecord, orphan_after: float) -> list[Problem]:
+    from optuna.trial import TrialState
+
+    storage = _storage(url)
+    try:
+        study_id = storage.get_study_id_from_name(record.study_name)
+    except KeyError:  # the driver has not created its study yet
+        return []
+    found = []
+    for t in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+        missing = missing_outcomes(t.user_attrs)
+        sent = t.user_attrs.get(TASK_KEY, {}).get("sent_at")
+        if not missing or sent is None:  # complete outcomes: the driver records them on its next poll
+            continue
+        age = time.time() - float(sent)
+        if age > orphan_after:
+            found.append(Problem(ORPHANED, record.id, t.number, age,
+                                 f"trial {t.number}: no {' or '.join(missing)} outcome {age:.0f} s after its "
+                                 "tasks were sent"))
+    return found
+
+
+def _searches(url: str, status: SearchStatus) -> list[SearchRecord]:
+    records: list[SearchRecord] = []
+    while True:
+        page, total = list_searches(url, None, status, offset=len(records), limit=500)
+        records.extend(page)
+        if not page or len(records) >= total:
+            return records
+
+
+def _age(now: datetime, then: datetime) -> float:
+    return max((now - then).total_seconds(), 0.0)
