@@ -1,0 +1,110 @@
+"""Everything a report shows, read once from the study (live, like the API's answers) into plain values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from nas.arch import Architecture, parse_architecture
+from nas.report._references import ReferencePoint, reference_points
+from nas.report._source import StudySource, resolve_source
+
+if TYPE_CHECKING:
+    import optuna
+
+    from nas.search import SearchContext
+
+
+@dataclass(frozen=True)
+class TrialPoint:
+    number: int
+    state: str
+    accuracy: float | None
+    latency_ms: float | None
+    latency_source: str | None
+    reward: float | None
+    params: int | None
+    macs: int | None
+    arch_string: str | None
+
+    @classmethod
+    def of(cls, t: optuna.trial.FrozenTrial) -> TrialPoint:
+        a = t.user_attrs
+        return cls(t.number, t.state.name, a.get("accuracy"), a.get("latency_ms"), a.get("latency_source"),
+                   a.get("reward"), a.get("params"), a.get("macs"), a.get("arch_string"))
+
+
+@dataclass(frozen=True)
+class Report:
+    source: StudySource
+    spec: dict[str, Any]
+    device: str
+    space: str | None
+    resolution: int
+    target_ms: float
+    target_reference: dict[str, Any] | None
+    pareto: bool
+    trials: list[TrialPoint]
+    front: list[int]  # trial numbers of the non-dominated trials, by latency ascending
+    best: TrialPoint | None
+    best_architecture: Architecture | None
+    references: list[ReferencePoint] = field(default_factory=list)
+    reference_notes: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> list[TrialPoint]:
+        return [t for t in self.trials if t.state == "COMPLETE" and t.accuracy is not None and t.latency_ms]
+
+    def count(self, state: str) -> int:
+        return sum(t.state == state for t in self.trials)
+
+
+@dataclass
+class _StudyView:
+    """What ``nas.search.best_trial``/``pareto_trials`` read from a search context."""
+
+    study: optuna.Study
+    pareto: bool
+    target_ms: float
+
+
+def load_report(identifier: str, database_url: str) -> Report:
+    """Resolve ``identifier`` (search id, study name, or ``nas run`` output folder) and read its study."""
+    import optuna
+
+    from nas.search import best_trial, pareto_trials
+    from nas.search._study import rdb_storage
+
+    source = resolve_source(identifier, database_url)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=source.study_name, storage=rdb_storage(database_url))
+    spec = dict(study.user_attrs.get("spec") or {})
+    pareto = len(study.directions) == 2
+    target = float(study.user_attrs.get("target_ms", float("inf")))
+    view = cast("SearchContext", _StudyView(study, pareto, target))
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    best = best_trial(view)
+    best_arch = parse_architecture(best.user_attrs["architecture"]) if best is not None else None
+    device = str(spec.get("device") or _first_attr(trials, "device") or "?")
+    resolution = int((spec.get("latency") or {}).get("resolution") or (best_arch.resolution if best_arch else 224))
+    sample = best_arch or _first_architecture(trials)
+    target_reference = study.user_attrs.get("target_reference")
+    complete = [t for t in trials if t.state.name == "COMPLETE" and "accuracy" in t.user_attrs]
+    refs, notes = reference_points(
+        space=sample.space if sample else None, resolution=resolution,
+        num_classes=sample.num_classes if sample else 1000, device=device, trials=complete,
+        target_reference=target_reference, database_url=database_url) if sample else ([], [])
+    return Report(source=source, spec=spec, device=device, space=sample.space if sample else None,
+                  resolution=resolution, target_ms=target, target_reference=target_reference, pareto=pareto,
+                  trials=[TrialPoint.of(t) for t in trials], front=[t.number for t in pareto_trials(view)],
+                  best=TrialPoint.of(best) if best else None, best_architecture=best_arch, references=refs,
+                  reference_notes=notes)
+
+
+def _first_attr(trials: list[optuna.trial.FrozenTrial], key: str) -> Any:
+    return next((t.user_attrs[key] for t in trials if key in t.user_attrs), None)
+
+
+def _first_architecture(trials: list[optuna.trial.FrozenTrial]) -> Architecture | None:
+    doc = _first_attr(trials, "architecture")
+    return parse_architecture(doc) if doc else None

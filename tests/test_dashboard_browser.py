@@ -1,0 +1,185 @@
+"""The Optuna dashboard in a real browser: ``nas dashboard`` (the CLI, a real subprocess) on a database holding
+a finished multi-objective search, read by headless Chromium through chromedriver (Debian's, never downloaded).
+
+Screenshots of the study page and the trial list are kept in ``artifacts/dashboard-browser/`` (git-ignored)
+so a person can look at what the browser saw.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from .api_support import free_port
+
+if TYPE_CHECKING:
+    from .finished_search import FinishedSearch
+
+pytest_plugins = ["tests.finished_search"]  # finished_search: one real tiny NSGA-II search per session
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboard-browser"
+WAIT = 60.0
+
+pytestmark = pytest.mark.skipif(not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()),
+                                reason="needs Debian's chromium and chromium-driver (apt-get install chromium "
+                                       "chromium-driver)")
+
+
+@pytest.fixture(scope="module")
+def dashboard(finished_search: FinishedSearch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``nas dashboard`` on the search's database, bound to 127.0.0.1 on a free port; its base URL."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NAS_")}
+    env.update({"NAS_DATABASE_URL": finished_search.database_url,
+                "NAS_HOME": str(tmp_path_factory.mktemp("dashboard-home"))})
+    log = tmp_path_factory.mktemp("dashboard-log") / "dashboard.log"
+    nas = str(Path(sys.executable).with_name("nas"))
+    with log.open("wb") as out:
+        proc = subprocess.Popen([nas, "dashboard", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + WAIT
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"nas dashboard exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{base}/api/studies", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nas dashboard did not answer within {WAIT:.0f} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium driven by the system chromedriver; Selenium Manager is kept offline."""
+    offline = os.environ.get("SE_OFFLINE")
+    os.environ["SE_OFFLINE"] = "true"  # never let Selenium Manager look for (or download) a driver
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="nas-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync", "--window-size=1400,1000",
+                 f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+        if offline is None:
+            os.environ.pop("SE_OFFLINE", None)
+        else:
+            os.environ["SE_OFFLINE"] = offline
+
+
+def _study_id(base: str, study_name: str) -> int:
+    studies = httpx.get(f"{base}/api/studies", timeout=10).json()["study_summaries"]
+    return next(s["study_id"] for s in studies if s["study_name"] == study_name)
+
+
+def _screenshot(driver: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    driver.save_screenshot(str(path))
+    print(f"screenshot: {path}")
+    return path
+
+
+# The Pareto-front plot is a plotly graph with the element id ``graph-pareto-front``; every trace's points
+# are in ``.data`` and the drawn markers are ``path.point`` elements in its SVG.
+PARETO_TRACES = """
+const el = document.getElementById('graph-pareto-front');
+if (!el || !el.data) return null;
+return {drawn: el.querySelectorAll('.scatterlayer path.point').length,
+        traces: el.data.map(t => ({kind: (t.hovertemplate || '').replace(/.*<extra>(.*)<\\/extra>.*/, '$1'),
+                                   x: Array.from(t.x || []), y: Array.from(t.y || [])}))};
+"""
+
+
+def _points(traces: list[dict[str, Any]], kind: str | None = None) -> set[tuple[float, float]]:
+    return {(round(x, 9), round(y, 9)) for t in traces if kind in (None, t["kind"])
+            for x, y in zip(t["x"], t["y"], strict=True)}
+
+
+def _trial_points(search: FinishedSearch) -> tuple[set[tuple[float, float]], set[tuple[float, float]]]:
+    """(every completed trial, the non-dominated ones) as (accuracy, latency) read from the study itself."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from nas.rewards import pareto_front
+
+    study = optuna.load_study(study_name=search.study_name, storage=search.database_url)
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    front = pareto_front(done, key=lambda t: (t.user_attrs["accuracy"], t.user_attrs["latency_ms"]))
+
+    def pts(trials: list[Any]) -> set[tuple[float, float]]:
+        return {(round(t.values[0], 9), round(t.values[1], 9)) for t in trials}
+
+    return pts(done), pts(front)
+
+
+def test_the_study_page_draws_every_trial_on_the_pareto_front_plot(dashboard: str, browser: Any,
+                                                                    finished_search: FinishedSearch) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    study_id = _study_id(dashboard, finished_search.study_name)
+    browser.get(f"{dashboard}/dashboard/studies/{study_id}")
+
+    def rendered(driver: Any) -> dict[str, Any] | None:
+        seen = driver.execute_script(PARETO_TRACES)
+        return seen if seen and seen["drawn"] >= finished_search.trials else None
+
+    seen = WebDriverWait(browser, WAIT).until(rendered, "the Pareto-front plot never drew every trial")
+    _screenshot(browser, "study-page.png")
+    every, front = _trial_points(finished_search)
+    assert len(every) == finished_search.trials
+    assert seen["drawn"] == finished_search.trials
+    assert _points(seen["traces"]) == every
+    assert _points(seen["traces"], "Best Trial") == front
+    assert "Pareto Front" in browser.find_element("tag name", "body").text
+
+
+def test_the_trial_list_shows_every_trial_by_number(dashboard: str, browser: Any,
+                                                    finished_search: FinishedSearch) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    study_id = _study_id(dashboard, finished_search.study_name)
+    browser.get(f"{dashboard}/dashboard/studies/{study_id}/trials")
+    count = finished_search.trials
+    expected = [f"Trial {n}" for n in range(count)]
+
+    def listed(driver: Any) -> str | None:
+        text = driver.find_element("tag name", "body").text
+        return text if f"{count} Trials" in text and all(e in text for e in expected) else None
+
+    text = WebDriverWait(browser, WAIT).until(listed, "the trial list never showed every trial")
+    _screenshot(browser, "trial-list.png")
+    assert f"Trial {count}" not in text
+    assert "Complete" in text
