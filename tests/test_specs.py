@@ -55,3 +55,24 @@ def test_missing_and_unparseable_spec_files_are_clear(tmp_path) -> None:  # type
     bad.write_text("name: [unclosed\n")
     with pytest.raises(SpecError, match="invalid YAML"):
         load_spec(bad)
+
+
+@pytest.mark.parametrize(("strategy", "options", "field"), [
+    ({"name": "nsga2"}, {"population_size": "abc"}, "strategy.options.population_size"),
+    ({"name": "evolution"}, {"population_size": -3}, "strategy.options.population_size"),
+    ({"name": "tpe"}, {"n_startup_trial": 5}, "strategy.options.n_startup_trial"),
+    ({"name": "random"}, {"population_size": 2}, "strategy.options.population_size"),
+    ({"name": "netadapt"}, {"step": 0.02}, "strategy.options.seed"),
+    ({"name": "netadapt"}, {"seed": "mobilenetv3-small-1.0", "step": 1.5}, "strategy.options.step"),
+    ({"name": "netadapt"}, {"seed": "mobilenetv3-small-1.0", "selection": "fastest"}, "strategy.options.selection"),
+])
+def test_strategy_options_are_checked_per_strategy_and_a_bad_one_names_its_key(strategy, options, field) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SpecError) as err:
+        parse_spec({**valid(), "strategy": {**strategy, "options": options}}, "body")
+    assert err.value.field == field
+
+
+def test_good_strategy_options_are_kept_as_given() -> None:
+    spec = parse_spec({**valid(), "strategy": {"name": "evolution", "options": {"population_size": 8,
+                                                                               "tournament_size": 3}}}, "body")
+    assert spec.strategy.options == {"population_size": 8, "tournament_size": 3}

@@ -20,7 +20,14 @@ from nas.search._evaluate import LatencyRequest, TrainRequest, TrialRef, dataset
 from nas.search._executor import Executor, Job, JobResult, LocalExecutor
 from nas.search._records import record_duplicate, record_proposal, record_result
 from nas.search._spec import SearchSpec
-from nas.search._study import completed_by_hash, counted_trials, make_pruner, open_study, recover_interrupted
+from nas.search._study import (
+    completed_by_hash,
+    counted_trials,
+    make_pruner,
+    open_study,
+    prunes_before_the_end,
+    recover_interrupted,
+)
 
 if TYPE_CHECKING:
     from nas.strategies import Proposal, Strategy
@@ -53,7 +60,7 @@ def build_context(spec: SearchSpec, strategy: Strategy, *, study_name: str, stor
     ctx = SearchContext(spec=spec, study=None, space=space, num_classes=num_classes,  # type: ignore[arg-type]
                         target_ms=0.0, reward=reward_probe, storage_url=storage_url, run_dir=run_dir)
     ctx.study = open_study(spec, study_name, storage_url, reward_probe.directions, strategy.create_sampler(ctx),
-                           make_pruner(spec.proxy.pruner, spec.proxy.recipe.epochs))
+                           make_pruner(spec.proxy.pruner, spec.proxy.recipe.epochs, pareto=ctx.pareto))
     ctx.target_ms = resolve_target(ctx, executor or LocalExecutor())
     ctx.reward = RewardSpec(kind=spec.reward.kind, target_ms=ctx.target_ms, alpha=spec.reward.alpha,
                             beta=spec.reward.beta)
@@ -76,6 +83,10 @@ def run_search(spec: SearchSpec, *, study_name: str | None = None, storage_url: 
     executor = executor or LocalExecutor()
     ctx = build_context(spec, strategy, study_name=study_name, storage_url=storage_url, run_dir=run_dir,
                         executor=executor)
+    if ctx.study.get_trials(deepcopy=False):
+        # A resume: a sampler seeded as in the first run would propose that run's first candidates again,
+        # each then a duplicate that uses budget without evaluating anything new.
+        ctx.study.sampler.reseed_rng()
     stale = recover_interrupted(ctx.study)
     if stale:
         strategy.resume(ctx, stale)
@@ -147,9 +158,12 @@ def _job(ctx: SearchContext, p: Proposal) -> Job:
     if p.epochs is not None:
         recipe = recipe.model_copy(update={"epochs": p.epochs})
     arch_doc = p.arch.model_dump(mode="json")
+    report = p.epochs is None
+    pruner = ctx.spec.proxy.pruner
     train = TrainRequest(storage_url=ctx.storage_url, study_name=ctx.study.study_name, trial_id=p.trial._trial_id,
                          trial_number=p.trial.number, architecture=arch_doc, dataset=ctx.spec.proxy.dataset,
-                         recipe=recipe, report=not ctx.pareto and p.epochs is None, pruner=ctx.spec.proxy.pruner,
+                         recipe=recipe, report=report, pruner=pruner,
+                         pareto_pruning=ctx.pareto and report and prunes_before_the_end(pruner, recipe.epochs),
                          init_checkpoint=p.init_checkpoint,
                          save_checkpoint=str(ctx.checkpoint_path(p.trial.number)))
     ref = TrialRef(storage_url=ctx.storage_url, study_name=ctx.study.study_name, trial_id=p.trial._trial_id,

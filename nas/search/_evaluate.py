@@ -36,8 +36,20 @@ class TrainRequest(BaseModel):
     report: bool = True
     """Report each epoch's accuracy to the trial so the study's pruner can stop it."""
     pruner: PrunerSpec = PrunerSpec()
+    pareto_pruning: bool = False
+    """Prune against the trials at least as fast (Pareto search): needs ``latency_ms`` before training."""
+    latency_ms: float | None = None
+    """The candidate's latency, judged before training; written on the trial for the Pareto pruner."""
     init_checkpoint: str | None = None
     save_checkpoint: str | None = None
+
+    @property
+    def needs_latency(self) -> bool:
+        """Executors judge latency first and send it along (``with_latency``) when this is true."""
+        return self.pareto_pruning and self.latency_ms is None
+
+    def with_latency(self, ms: float) -> TrainRequest:
+        return self.model_copy(update={"latency_ms": ms})
 
 
 class TrainOutcome(BaseModel):
@@ -105,9 +117,17 @@ def train_candidate(req: TrainRequest) -> TrainOutcome:
     if req.report:
         from nas.search._study import make_pruner
 
-        study = optuna.load_study(study_name=req.study_name, storage=_storage(req.storage_url),
-                                  pruner=make_pruner(req.pruner, req.recipe.epochs))
-        report = optuna_reporter(optuna.trial.Trial(study, req.trial_id))
+        pruner = make_pruner(req.pruner, req.recipe.epochs, pareto=req.pareto_pruning)
+        study = optuna.load_study(study_name=req.study_name, storage=_storage(req.storage_url), pruner=pruner)
+        trial = optuna.trial.Trial(study, req.trial_id)
+        if req.pareto_pruning:
+            if req.latency_ms is None:  # e.g. resent by hand without it: train in full rather than guess
+                log.warning("trial %d: no latency before training; it will not be pruned", req.trial_number)
+            else:
+                from nas.search._pareto_pruner import LATENCY_KEY
+
+                trial.set_user_attr(LATENCY_KEY, req.latency_ms)
+        report = optuna_reporter(trial, pruner if req.pareto_pruning else None)
     init_state = None
     if req.init_checkpoint:
         from nas.builder import build_model

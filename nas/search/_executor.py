@@ -66,7 +66,8 @@ class LocalExecutor(Executor):
             result = JobResult(job)
             try:
                 result.latency = judge_latency(job.latency)
-                result.train = train_candidate(job.train)
+                train = job.train.with_latency(result.latency.ms) if job.train.needs_latency else job.train
+                result.train = train_candidate(train)
             except NASError as exc:
                 result.error = str(exc)
             except Exception as exc:  # a candidate that crashes must not end the search

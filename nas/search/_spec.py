@@ -87,7 +87,7 @@ class SearchSpec(_Strict):
     strategy: StrategySpec = StrategySpec()
     budget: BudgetSpec = BudgetSpec()
     proxy: ProxySpec = ProxySpec()
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1, description="Sampler seed (Optuna takes 32 bits).")
     export_onnx: bool = Field(default=True, description="Also write the best network as ONNX + state file.")
 
     @model_validator(mode="after")
@@ -95,6 +95,9 @@ class SearchSpec(_Strict):
         if self.reward.kind is RewardKind.pareto and self.strategy.name == "netadapt":
             raise ValueError("strategy.name: netadapt follows one network down to the target; "
                              "use nsga2, tpe or random for a Pareto search")
+        if self.reward.kind is RewardKind.pareto and self.proxy.pruner.name == "hyperband":
+            raise ValueError("proxy.pruner.name: hyperband ranks candidates by one objective; a Pareto search "
+                             "prunes with median (against the trials at least as fast) or none")
         return self
 
 
@@ -102,9 +105,22 @@ def parse_spec(data: object, source: str = "<inline>") -> SearchSpec:
     if not isinstance(data, dict):
         raise SpecError(source, "(document)", "a search spec must be a mapping")
     try:
-        return SearchSpec.model_validate(data)
+        spec = SearchSpec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(source, *first_error(exc)) from None
+    _check_strategy_options(spec, source)
+    return spec
+
+
+def _check_strategy_options(spec: SearchSpec, source: str) -> None:
+    from nas.search._strategy_options import OPTIONS
+
+    try:
+        OPTIONS[spec.strategy.name].model_validate(spec.strategy.options)
+    except ValidationError as exc:
+        field, reason = first_error(exc)
+        raise SpecError(source, f"strategy.options.{field}" if field != "(document)" else "strategy.options",
+                        reason) from None
 
 
 def load_spec(path: str | Path) -> SearchSpec:

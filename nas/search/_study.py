@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from nas.errors import SearchError
@@ -18,14 +19,23 @@ log = logging.getLogger(__name__)
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
 
 
+@lru_cache(maxsize=8)
 def rdb_storage(url: str) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage on the same database as the service (SQLite gets a busy timeout)."""
+    """Optuna's RDB storage on the same database as the service (SQLite gets a busy timeout).
+
+    One per process and URL (the storage is thread-safe): each new one checks Optuna's schema and opens
+    its own connection pool, and a search worker running hundreds of searches ran PostgreSQL out of
+    connections before the garbage collector closed the old pools."""
     import optuna
 
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    from nas.storage import forget_after_fork
+
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
     if url.startswith("sqlite"):
         kwargs = {"connect_args": {"timeout": 60}}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    forget_after_fork(storage.engine, rdb_storage.cache_clear)
+    return storage
 
 
 def spec_digest(spec: SearchSpec) -> str:
@@ -53,15 +63,31 @@ def open_study(spec: SearchSpec, study_name: str, storage_url: str, directions: 
     return study
 
 
-def make_pruner(p: PrunerSpec, epochs: int) -> optuna.pruners.BasePruner:
-    """Optuna keeps no pruner in storage: the driver and every worker build it from the spec."""
+def make_pruner(p: PrunerSpec, epochs: int, *, pareto: bool = False) -> optuna.pruners.BasePruner:
+    """Optuna keeps no pruner in storage: the driver and every worker build it from the spec.
+
+    In a Pareto search ``median`` is :class:`~nas.search._pareto_pruner.ParetoPruner` (the median of the
+    trials at least as fast); the spec refuses hyperband there."""
     import optuna
 
+    if pareto and p.name == "median":
+        from nas.search._pareto_pruner import ParetoPruner
+
+        return ParetoPruner(percentile=50.0, n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_epochs,
+                            final_step=epochs)
+    if pareto:
+        return optuna.pruners.NopPruner()
     if p.name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_epochs)
     if p.name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
     return optuna.pruners.NopPruner()
+
+
+def prunes_before_the_end(p: PrunerSpec, epochs: int) -> bool:
+    """Whether this pruner can stop a candidate early in a Pareto search, where it needs the candidate's
+    latency before training: some epoch at or after the warm-up and before the last one."""
+    return p.name != "none" and max(p.warmup_epochs, 1) < epochs
 
 
 def recover_interrupted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

@@ -28,6 +28,11 @@ class RegularizedEvolutionSampler(optuna.samplers.BaseSampler):
         self._rng = random.Random(seed)
         self._random = optuna.samplers.RandomSampler(seed=seed)
 
+    def reseed_rng(self) -> None:
+        """Fresh randomness (a resumed search, see ``run_search``)."""
+        self._rng = random.Random()
+        self._random.reseed_rng()
+
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         return {name: CategoricalDistribution(options) for name, options in self._space.dimensions().items()}
 
