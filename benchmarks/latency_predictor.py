@@ -2,6 +2,7 @@
 
     flock /tmp/nas-cpu.lock python benchmarks/latency_predictor.py            # full: 4 spaces x 2 resolutions
     python benchmarks/latency_predictor.py --spaces mobilenetv3-small --n 10 --resolutions 224
+    python benchmarks/latency_predictor.py --render runs/lat-*.json          # table of earlier --json runs
 
 Per space and resolution: build (or reuse) the table and its calibration, sample ``--n`` architectures
 with seeds 0..n-1 (calibration networks use seeds from 1,000,000, so they are disjoint), measure each
@@ -95,12 +96,14 @@ def run_one(device: str, space_name: str, resolution: int, n: int, calibration: 
         "calibration": {"slope": cal.slope, "intercept_ms": cal.intercept_ms, "ms_per_mparam": cal.ms_per_mparam,
                         "networks": len(cal.points)},
         "other_load": statistics.fmean(m.conditions.get("load", {}).get("other_cpus", 0.0) for m in first),
+        "networks": [[a.hash, p, m1.stats.median_ms, m2.stats.median_ms]
+                     for a, p, m1, m2 in zip(archs, predicted, first, second, strict=True)],
     }
 
 
 def render(rows: list[dict[str, Any]]) -> str:
     head = ("| space | res | n | within +-10% | within +-5% | Kendall tau | MAE ms (MAPE) | latency range ms "
-            "| rerun diff median / p95 | rerun <=3% | predict us | table parts / s |")
+            "| rerun diff median / p95 | rerun <=3% | predict us | table parts / s (mode) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lo, hi = r["latency_range_ms"]
@@ -108,7 +111,7 @@ def render(rows: list[dict[str, Any]]) -> str:
             f"| {r['space']} | {r['resolution']} | {r['n']} | {r['within_10']:.0%} | {r['within_5']:.0%} "
             f"| {r['kendall_tau']:.3f} | {r['mae_ms']:.3f} ({r['mape']:.1%}) | {lo:.2f}-{hi:.2f} "
             f"| {r['rerun_median']:.1%} / {r['rerun_p95']:.1%} | {r['rerun_within_3']:.0%} | {r['predict_us']:.0f} "
-            f"| {r['table_parts']} / {r['table_seconds']:.0f} |")
+            f"| {r['table_parts']} / {r['table_seconds']:.0f} ({r['mode']}) |")
     return "\n".join(lines)
 
 
@@ -120,17 +123,23 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--calibrate", type=int, default=12, help="calibration networks per space and resolution")
     ap.add_argument("--table", choices=["full", "lazy"], default="full")
+    ap.add_argument("--lazy", default="", help="spaces timed lazily whatever --table says (comma-separated)")
     ap.add_argument("--database", default=None, help="SQLAlchemy URL (default: the configured database)")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     ap.add_argument("--tables", type=Path, default=None, help="export table files here (default: NAS_HOME/latency)")
+    ap.add_argument("--render", type=Path, nargs="+", default=None,
+                    help="only print the table from earlier --json outputs (runs split to share the CPU)")
     args = ap.parse_args()
+    if args.render:
+        print(render([row for path in args.render for row in json.loads(path.read_text())]))
+        return
     url = resolve_url(args.database)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for space in args.spaces.split(","):
             for res in (int(r) for r in args.resolutions.split(",")):
-                rows.append(run_one(args.device, space, res, args.n, args.calibrate, args.table, url, Path(tmp),
-                                    args.tables))
+                mode = "lazy" if space in args.lazy.split(",") else args.table
+                rows.append(run_one(args.device, space, res, args.n, args.calibrate, mode, url, Path(tmp), args.tables))
                 print(render(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
                 if args.json:
                     args.json.write_text(json.dumps(rows, indent=1))

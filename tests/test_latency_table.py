@@ -81,3 +81,16 @@ def test_a_network_outside_the_table_can_have_its_parts_timed_on_demand(tmp_path
     predictor = LatencyPredictor.from_database(QUICK_ORT, database_url=url)
     assert not predictor.missing(arch) and predictor.overhead_ms > 0
     assert ensure_entries([arch], QUICK_ORT, database_url=url) == 0
+
+
+def test_every_part_of_the_widest_shufflenet_members_has_a_weight_count() -> None:
+    """ShuffleNet's heads take up to 2,048 input channels, wider than any stem: the weights term of the
+    calibration must still count them (this used to fail validating the head's carrier network)."""
+    from nas.cost import estimate
+    from nas.latency._parts import part_params
+
+    space = load_space("shufflenet")
+    widest = max((space.sample(seed=i) for i in range(40)), key=lambda a: a.stages[-1][-1].out)
+    parts = network_parts(widest, 224)
+    assert widest.stages[-1][-1].out > 1024
+    assert sum(part_params(p) for p in parts) == estimate(widest.with_(resolution=224)).total.params

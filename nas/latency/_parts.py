@@ -102,7 +102,8 @@ def part_params(part: Part) -> int:
         return stem_cost(carrier).cost.params
     if part.kind == "head":
         cin = s["cin"]
-        carrier = Architecture(stem=Stem(channels=cin), head=Head.model_validate(s["head"]),
+        # The carrier only holds the head: its stem is arbitrary (a head's input can be wider than any stem).
+        carrier = Architecture(stem=Stem(channels=16), head=Head.model_validate(s["head"]),
                                stages=[[Block(type=BlockType.mbconv, out=cin, mid=cin)]], num_classes=s["num_classes"])
         return head_cost(carrier, (cin, s["size"], s["size"])).cost.params
     if part.kind == "network":

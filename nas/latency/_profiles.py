@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,14 @@ def devices_dirs() -> list[Path]:
 
 
 def _read_profile(path: Path) -> DeviceProfile:
+    stat = path.stat()
+    return _parse_profile(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=256)
+def _parse_profile(path: Path, mtime_ns: int, size: int) -> DeviceProfile:
+    """Parsed once per file version: the API validates the device of every submission against these
+    files, and parsing YAML each time cost about a millisecond per request."""
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
