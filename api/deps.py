@@ -11,10 +11,17 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from nas.service import TokenRecord, authenticate
 from nas.settings import Settings, get_settings
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+async def settings() -> Settings:
+    """``async`` on purpose, like ``database_url``: FastAPI runs sync dependencies in its thread pool, and
+    a thread hop per trivial dependency was a measurable share of every request's CPU."""
+    return get_settings()
 
 
-def database_url(settings: SettingsDep) -> str:
+SettingsDep = Annotated[Settings, Depends(settings)]
+
+
+async def database_url(settings: SettingsDep) -> str:
     return settings.resolved_database_url()
 
 
@@ -36,5 +43,6 @@ def current_token(url: DatabaseUrl,
 
 CurrentToken = Annotated[TokenRecord, Depends(current_token)]
 
-Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
+# Bounded above so an absurd offset is a 422, not a database integer overflow (a 500 before).
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip.")]
 Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]

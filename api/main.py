@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from api import openapi
-from api.errors import nas_error_handler
+from api.errors import database_unavailable_handler, nas_error_handler
 from api.limits import BodySizeLimit
 from api.routes import devices, health, searches, spaces
 from nas.errors import NASError
@@ -38,7 +40,11 @@ def create_app() -> FastAPI:
                               "follow them and fetch the best architecture. Authenticate with "
                               "`Authorization: Bearer <token>` (`nas token create NAME`).")
     app.add_exception_handler(NASError, nas_error_handler)
+    app.add_exception_handler(OperationalError, database_unavailable_handler)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:  # off unless configured: browsers on other origins get no CORS headers
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+                           allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
     for module in (health, searches, spaces, devices):
         app.include_router(module.router)
     openapi.install(app)

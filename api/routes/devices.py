@@ -6,9 +6,10 @@ from fastapi import APIRouter
 
 from api.deps import CurrentToken, DatabaseUrl, SettingsDep
 from api.schemas.devices import DevicePublic, DevicesPublic
+from api.schemas.errors import UNAUTHORIZED
 from nas.service import live_devices
 
-router = APIRouter(prefix="/devices", tags=["devices"])
+router = APIRouter(prefix="/devices", tags=["devices"], responses=UNAUTHORIZED)
 
 
 @router.get("", response_model=DevicesPublic)

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import CurrentToken, DatabaseUrl, Limit, Offset, SettingsDep
 from api.openapi import SEARCH_SPEC_BODY
+from api.schemas.errors import UNAUTHORIZED, UNKNOWN_SEARCH, error
 from api.schemas.searches import (
     ParetoPublic,
     ParetoTrialPublic,
@@ -30,11 +31,14 @@ from workers.dispatch import submit_search
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/searches", tags=["searches"])
+router = APIRouter(prefix="/searches", tags=["searches"], responses=UNAUTHORIZED)
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=SearchPublic,
-             openapi_extra=SEARCH_SPEC_BODY, responses={503: {"description": "The search queue is unreachable."}})
+             openapi_extra=SEARCH_SPEC_BODY,
+             responses={400: error("The body could not be read as JSON text (e.g. it is not UTF-8)."),
+                        413: error("The body is larger than NAS_MAX_BODY_BYTES."),
+                        503: error("The search queue is unreachable.")})
 def submit(document: Annotated[Any, Body()], token: CurrentToken, url: DatabaseUrl, settings: SettingsDep,
            response: Response) -> SearchPublic:
     """Store the search (queued) and put it on the ``search`` queue; a search worker picks it up."""
@@ -62,12 +66,12 @@ def read_searches(token: CurrentToken, url: DatabaseUrl, offset: Offset = 0, lim
     return SearchesPublic(data=[SearchPublic.of(r) for r in records], count=count)
 
 
-@router.get("/{search_id}", response_model=SearchPublic)
+@router.get("/{search_id}", response_model=SearchPublic, responses=UNKNOWN_SEARCH)
 def read_search(search_id: str, token: CurrentToken, url: DatabaseUrl) -> SearchPublic:
     return SearchPublic.of(get_search(url, search_id, token.id))
 
 
-@router.get("/{search_id}/trials", response_model=TrialsPublic)
+@router.get("/{search_id}/trials", response_model=TrialsPublic, responses=UNKNOWN_SEARCH)
 def read_trials(search_id: str, token: CurrentToken, url: DatabaseUrl, offset: Offset = 0,
                 limit: Limit = 50) -> TrialsPublic:
     """Trials by number, from the search's Optuna study (empty until the search starts)."""
@@ -76,7 +80,7 @@ def read_trials(search_id: str, token: CurrentToken, url: DatabaseUrl, offset: O
 
 
 @router.get("/{search_id}/best", response_model=dict[str, Any],
-            responses={404: {"description": "Unknown search, or no trial has completed yet."}})
+            responses={404: error("Unknown search, or no trial has completed yet.")})
 def read_best(search_id: str, token: CurrentToken, url: DatabaseUrl) -> JSONResponse:
     """The best architecture so far as its canonical JSON document (the file `nas run` writes as
     best.json); the trial number is in the ``X-NAS-Trial`` header."""
@@ -87,14 +91,14 @@ def read_best(search_id: str, token: CurrentToken, url: DatabaseUrl) -> JSONResp
     return JSONResponse(architecture, headers={"X-NAS-Trial": str(summary["trial"])})
 
 
-@router.get("/{search_id}/pareto", response_model=ParetoPublic)
+@router.get("/{search_id}/pareto", response_model=ParetoPublic, responses=UNKNOWN_SEARCH)
 def read_pareto(search_id: str, token: CurrentToken, url: DatabaseUrl) -> ParetoPublic:
     data = pareto_front(url, get_search(url, search_id, token.id))
     return ParetoPublic(data=[ParetoTrialPublic.model_validate(t) for t in data], count=len(data))
 
 
 @router.post("/{search_id}/cancel", response_model=SearchPublic,
-             responses={409: {"description": "The search already finished."}})
+             responses={**UNKNOWN_SEARCH, 409: error("The search already finished.")})
 def cancel(search_id: str, token: CurrentToken, url: DatabaseUrl) -> SearchPublic:
     """A queued search is cancelled at once; a running one stops after its current trials."""
     return SearchPublic.of(request_cancel(url, search_id, token.id))

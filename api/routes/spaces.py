@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import CurrentToken
+from api.schemas.errors import UNAUTHORIZED
 from api.schemas.spaces import SpacePublic, SpacesPublic
 from nas.spaces import list_spaces, load_space
 
-router = APIRouter(prefix="/spaces", tags=["spaces"])
+router = APIRouter(prefix="/spaces", tags=["spaces"], responses=UNAUTHORIZED)
 
 
 @router.get("", response_model=SpacesPublic)

@@ -25,6 +25,7 @@ from nas.service.store import (
     register_device,
     request_cancel,
     revoke_token,
+    touch_search,
     update_progress,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "register_device",
     "request_cancel",
     "revoke_token",
+    "touch_search",
     "update_progress",
     "upgrade",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
@@ -61,16 +62,34 @@ def summary(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     from nas.search import trial_summary
 
     return json_safe({**trial_summary(trial), "values": trial.values, "error": trial.user_attrs.get("error"),
-                      "datetime_start": trial.datetime_start, "datetime_complete": trial.datetime_complete})
+                      "datetime_start": _utc(trial.datetime_start), "datetime_complete": _utc(trial.datetime_complete)})
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Optuna stamps trials with naive local time; the API promises RFC 3339 date-times, which carry an offset."""
+    return value.astimezone(UTC) if value is not None else None
 
 
 def trials_page(url: str, record: SearchRecord, offset: int = 0, limit: int = 50) -> tuple[list[dict[str, Any]], int]:
-    """Trials by number; one page of summaries and the total number of trials."""
-    study = _study(url, record)
-    if study is None:
+    """Trials by number; one page of summaries and the total number of trials.
+
+    Only the page's trials are loaded (a search of thousands of trials is paged through without reading
+    the whole study per request): their ids come from Optuna's ``trials`` table, part of its versioned
+    schema, and each is read back through the storage as Optuna itself would."""
+    from sqlalchemy import text
+
+    from nas.storage import engine_for
+
+    storage = _storage(url)
+    try:
+        study_id = storage.get_study_id_from_name(record.study_name)
+    except KeyError:  # the search has not started yet
         return [], 0
-    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    return [summary(t) for t in trials[offset:offset + limit]], len(trials)
+    with engine_for(url).connect() as conn:
+        count = conn.execute(text("SELECT count(*) FROM trials WHERE study_id = :s"), {"s": study_id}).scalar_one()
+        ids = conn.execute(text("SELECT trial_id FROM trials WHERE study_id = :s ORDER BY number LIMIT :l OFFSET :o"),
+                           {"s": study_id, "l": limit, "o": offset}).scalars().all()
+    return [summary(storage.get_trial(trial_id)) for trial_id in ids], int(count)
 
 
 def best_architecture(url: str, record: SearchRecord) -> tuple[dict[str, Any], dict[str, Any]] | None:

@@ -189,6 +189,14 @@ def update_progress(url: str, search_id: str, *, finished: int, budget_trials: i
         row.message, row.updated_at = message, utcnow()
 
 
+def touch_search(url: str, search_id: str) -> None:
+    """A running driver's heartbeat: ``updated_at`` moves while it waits, so ``nas doctor`` can tell it is alive."""
+    with session_scope(ensure_schema(url)) as s:
+        row = _owned(s, search_id, None)
+        if row.status == SearchStatus.running.value:
+            row.updated_at = utcnow()
+
+
 def mark_finished(url: str, search_id: str, status: SearchStatus, *, result: dict[str, Any] | None = None,
                   error: str | None = None) -> None:
     """``result`` is what ``nas.search.write_outputs`` returned; it is stored as JSON."""

@@ -16,27 +16,25 @@ from nas.search import SearchSpec, parse_spec
 SOURCE = "body"
 
 
-def _non_finite(value: Any, path: str) -> str | None:
-    """Path of the first NaN/infinite number in a JSON document (Python's json accepts NaN and Infinity)."""
+def _non_finite(value: Any, path: str | None) -> str | None:
+    """Path of the first NaN/infinite number in a JSON document (Python's json accepts NaN and Infinity);
+    ``path`` is None at the root."""
     if isinstance(value, float) and not math.isfinite(value):
-        return path or "(document)"
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found = _non_finite(item, f"{path}.{key}" if path else str(key))
-            if found:
-                return found
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            found = _non_finite(item, f"{path}.{i}" if path else str(i))
-            if found:
-                return found
+        return "(document)" if path is None else path
+    children: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+    for key, item in children:
+        found = _non_finite(item, str(key) if path is None else f"{path}.{key}")
+        if found is not None:
+            return found
     return None
 
 
 def validate_submission(document: object) -> SearchSpec:
     """The spec, or ``SpecError(source='body', field, reason)`` for the first problem found."""
-    bad = _non_finite(document, "")
-    if bad:
+    if not isinstance(document, dict):  # before the scan below, so that a list is not reported by index
+        raise SpecError(SOURCE, "(document)", "a search spec must be a mapping")
+    bad = _non_finite(document, None)
+    if bad is not None:
         raise SpecError(SOURCE, bad, "must be a finite number")
     spec = parse_spec(document, SOURCE)
     _check_space(spec)

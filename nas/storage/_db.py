@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session
 
 
 class Base(DeclarativeBase):
@@ -35,7 +35,10 @@ def _create(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # At most 10 connections per process (SQLAlchemy's default is 15): API processes, workers and the
+    # dashboard must all fit in PostgreSQL's default 100 connections; the API's 40 threads queue on the
+    # pool rather than fail with "too many clients".
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
 def _forget_engines_after_fork() -> None:
@@ -44,9 +47,19 @@ def _forget_engines_after_fork() -> None:
     for engine in _engines_seen:
         engine.dispose(close=False)
     engine_for.cache_clear()
+    for forget in _forgetters:
+        forget()
+
+
+def forget_after_fork(engine: Engine, forget: Callable[[], None]) -> None:
+    """Treat an engine made elsewhere (Optuna's storage) like ours in a forked child: its connections are
+    left to the parent, and ``forget`` drops the cache that holds it."""
+    _engines_seen.append(engine)
+    _forgetters.append(forget)
 
 
 _engines_seen: list[Engine] = []
+_forgetters: list[Callable[[], None]] = []
 os.register_at_fork(after_in_child=_forget_engines_after_fork)
 
 
@@ -57,7 +70,7 @@ def create_tables(url: str) -> None:
 @contextmanager
 def session_scope(url: str) -> Iterator[Session]:
     """Commit on success, roll back on error, always close."""
-    session = sessionmaker(engine_for(url), expire_on_commit=False)()
+    session = Session(engine_for(url), expire_on_commit=False)  # not sessionmaker(): it defines a class per call
     try:
         yield session
         session.commit()
