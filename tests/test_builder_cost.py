@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
@@ -16,7 +17,9 @@ from nas.spaces import load_space
 from .conftest import torch_devices
 
 SPACES = ["mobilenetv2", "mobilenetv3-large", "mobilenetv3-small", "shufflenet"]
-N_PER_SPACE = 200
+# 60 per space keeps the suite's time for issue-6 fault tests; NAS_TEST_MEMBERS=200 is the full sweep
+# (800 networks, about 4 minutes on 2 cores), run before changing the builder or the cost model.
+N_PER_SPACE = int(os.environ.get("NAS_TEST_MEMBERS", "60"))
 
 
 def counted_forward(model: torch.nn.Module, resolution: int) -> tuple[torch.Tensor, int]:
@@ -26,7 +29,7 @@ def counted_forward(model: torch.nn.Module, resolution: int) -> tuple[torch.Tens
 
 
 @pytest.mark.parametrize("space_name", SPACES)
-def test_200_sampled_members_build_run_and_match_the_cost_model(space_name: str) -> None:
+def test_sampled_members_build_run_and_match_the_cost_model(space_name: str) -> None:
     space = load_space(space_name)
     rng = random.Random(2024)
     for i in range(N_PER_SPACE):

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from nas.cli import arch, client, devices, latency, run, service, spaces, worker
+from nas.cli import arch, client, devices, doctor, latency, report, run, service, spaces, worker
 from nas.errors import NASError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Platform-aware neural architecture search.")
@@ -16,6 +16,8 @@ app.add_typer(latency.app, name="latency", help="Measure and predict latency on 
 app.add_typer(devices.app, name="devices", help="Device profiles for latency.")
 app.command("run")(run.run)
 app.command("worker")(worker.worker)
+app.command("report")(report.report)
+app.command("doctor")(doctor.doctor)
 client.register(app)  # submit, status, best, trials, cancel, searches
 service.register(app)  # serve, dashboard, token, db
 

@@ -18,9 +18,11 @@ def run(spec_file: Annotated[Path, typer.Argument(help="Search spec (YAML); see 
         trials: Annotated[int | None, typer.Option("--trials", min=1, help="Override the trial budget.")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False) -> None:
     """Run or resume a search; prints the best architecture JSON on stdout. Ctrl-C stops and keeps state."""
+    from nas.latency import load_profile
     from nas.search import load_spec, run_search, write_outputs
 
     spec = load_spec(spec_file)
+    load_profile(spec.device)  # embedded runs measure here: an unknown device is one line now, not failed trials
     if trials is not None:
         spec = spec.model_copy(update={"budget": spec.budget.model_copy(update={"trials": trials})})
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")

@@ -36,7 +36,7 @@ class TrainRecipe(BaseModel):
     grad_clip: float | None = Field(default=5.0, gt=0.0, description="Max global gradient norm; None: off.")
     resolution: int = Field(default=32, ge=8, le=1024)
     subset: int | None = Field(default=None, ge=2)
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
     threads: int | None = Field(default=None, ge=1, le=512, description="torch CPU threads; None: all cores.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     eval_batch_size: int = Field(default=256, ge=1, le=65536)

@@ -56,13 +56,14 @@ class TrainResult:
             raise optuna.TrialPruned(f"pruned after epoch {self.epochs_run} at accuracy {self.accuracy:.4f}")
 
 
-def optuna_reporter(trial: optuna.trial.Trial) -> Reporter:
+def optuna_reporter(trial: optuna.trial.Trial, pruner: optuna.pruners.BasePruner | None = None) -> Reporter:
     """A ``report`` callback wired to ``trial.report`` + ``trial.should_prune()``.
 
     After a pruned run, an objective function calls ``result.raise_if_pruned()``; an ask-and-tell
     driver calls ``study.tell(trial, state=TrialState.PRUNED)``. Optuna does not support
     ``trial.report`` in multi-objective studies, so there the curve is stored in the user attribute
-    ``intermediate_accuracy`` and the callback never stops the run (a driver may prune on that curve).
+    ``intermediate_accuracy`` and ``pruner`` (one that reads that curve, such as the search's Pareto
+    pruner) is asked directly; without one the callback never stops the run.
     """
     multi_objective = len(trial.study.directions) > 1
     curve: list[float] = []
@@ -71,7 +72,9 @@ def optuna_reporter(trial: optuna.trial.Trial) -> Reporter:
         if multi_objective:
             curve.append(accuracy)
             trial.set_user_attr("intermediate_accuracy", list(curve))
-            return False
+            if pruner is None:
+                return False
+            return bool(pruner.prune(trial.study, trial.study._storage.get_trial(trial._trial_id)))
         trial.report(accuracy, step=epoch)
         return bool(trial.should_prune())
 

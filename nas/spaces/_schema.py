@@ -83,6 +83,13 @@ class HeadSpace(_Strict):
     activation: list[Activation] = [Activation.relu]
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
 
+    _check = field_validator("activation")(_non_empty_unique)  # an empty list parsed, then sampling crashed
+
+    @field_validator("channels")
+    @classmethod
+    def _channel_choices(cls, v: int | list[int | None] | None) -> int | list[int | None] | None:
+        return _non_empty_unique(v) if isinstance(v, list) else v
+
 
 class SpaceDefinition(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
