@@ -8,7 +8,9 @@ Per space and resolution: build (or reuse) the table and its calibration, sample
 with seeds 0..n-1 (calibration networks use seeds from 1,000,000, so they are disjoint), measure each
 network in two separate fresh processes, predict it, and report the share of predictions within +-10%
 and +-5% of the first measurement, Kendall's tau, the mean absolute error, and the run-to-run spread
-between the two measurements. ``--table lazy`` times only the parts those networks use (same entries,
+between the two measurements. Every figure is given twice: scaled by the speed canary
+(``nas.latency._canary``, what the product stores) and unscaled (the raw clock of the same runs).
+``--table lazy`` times only the parts those networks use (same entries,
 same timing, much faster for the ShuffleNet space's ~72,000 parts).
 """
 
@@ -82,6 +84,12 @@ def run_one(device: str, space_name: str, resolution: int, n: int, calibration: 
     rel = [p / m - 1 for p, m in zip(predicted, measured, strict=True)]
     rerun = [abs(b.stats.median_ms / a.stats.median_ms - 1) for a, b in zip(first, second, strict=True)]
     tau = kendalltau(predicted, measured).statistic
+    # The same figures without the speed canary's scaling (raw clock), from the same runs.
+    raw1 = [m.conditions.get("raw_median_ms") or m.stats.median_ms for m in first]
+    raw2 = [m.conditions.get("raw_median_ms") or m.stats.median_ms for m in second]
+    raw_rel = [p / m - 1 for p, m in zip(predicted, raw1, strict=True)]
+    raw_rerun = [abs(b / a - 1) for a, b in zip(raw1, raw2, strict=True)]
+    factors = [m.conditions.get("speed_factor", 1.0) for m in first + second]
     cal = predictor.calibration_for(space_name, resolution)
     return {
         "space": space_name, "resolution": resolution, "n": n, "mode": mode,
@@ -91,26 +99,43 @@ def run_one(device: str, space_name: str, resolution: int, n: int, calibration: 
         "mape": statistics.fmean(abs(r) for r in rel), "worst": max(rel, key=abs),
         "rerun_median": statistics.median(rerun), "rerun_p95": sorted(rerun)[int(0.95 * (n - 1))],
         "rerun_within_3": sum(r <= 0.03 for r in rerun) / n,
+        "raw_within_10": sum(abs(r) <= 0.10 for r in raw_rel) / n,
+        "raw_kendall_tau": float(kendalltau(predicted, raw1).statistic),
+        "raw_rerun_median": statistics.median(raw_rerun),
+        "speed_factor_range": [min(factors), max(factors)],
         "latency_range_ms": [min(measured), max(measured)], "predict_us": predict_us,
         "table_seconds": table_s, "table_parts": entries,
         "calibration": {"slope": cal.slope, "intercept_ms": cal.intercept_ms, "ms_per_mparam": cal.ms_per_mparam,
                         "networks": len(cal.points)},
         "other_load": statistics.fmean(m.conditions.get("load", {}).get("other_cpus", 0.0) for m in first),
-        "networks": [[a.hash, p, m1.stats.median_ms, m2.stats.median_ms]
-                     for a, p, m1, m2 in zip(archs, predicted, first, second, strict=True)],
+        "networks": [[a.hash, p, m1.stats.median_ms, m2.stats.median_ms, r1, r2]
+                     for a, p, m1, m2, r1, r2 in zip(archs, predicted, first, second, raw1, raw2, strict=True)],
     }
+
+
+def _unscaled(r: dict[str, Any]) -> str:
+    if "raw_within_10" not in r:
+        return "-"
+    return f"{r['raw_within_10']:.0%} / {r['raw_kendall_tau']:.3f} / {r['raw_rerun_median']:.1%}"
+
+
+def _factors(r: dict[str, Any]) -> str:
+    lo, hi = r.get("speed_factor_range", [1.0, 1.0])
+    return f"{lo:.3f}-{hi:.3f}"
 
 
 def render(rows: list[dict[str, Any]]) -> str:
     head = ("| space | res | n | within +-10% | within +-5% | Kendall tau | MAE ms (MAPE) | latency range ms "
-            "| rerun diff median / p95 | rerun <=3% | predict us | table parts / s (mode) |")
+            "| rerun diff median / p95 | rerun <=3% | unscaled: within +-10% / tau / rerun median "
+            "| speed factors | predict us | table parts / s (mode) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lo, hi = r["latency_range_ms"]
         lines.append(
             f"| {r['space']} | {r['resolution']} | {r['n']} | {r['within_10']:.0%} | {r['within_5']:.0%} "
             f"| {r['kendall_tau']:.3f} | {r['mae_ms']:.3f} ({r['mape']:.1%}) | {lo:.2f}-{hi:.2f} "
-            f"| {r['rerun_median']:.1%} / {r['rerun_p95']:.1%} | {r['rerun_within_3']:.0%} | {r['predict_us']:.0f} "
+            f"| {r['rerun_median']:.1%} / {r['rerun_p95']:.1%} | {r['rerun_within_3']:.0%} "
+            f"| {_unscaled(r)} | {_factors(r)} | {r['predict_us']:.0f} "
             f"| {r['table_parts']} / {r['table_seconds']:.0f} ({r['mode']}) |")
     return "\n".join(lines)
 

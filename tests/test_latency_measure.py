@@ -76,3 +76,30 @@ def test_a_profile_whose_runtime_is_not_available_here_gets_a_clear_error(tmp_pa
             measure(tiny_network(), profile, database_url=sqlite_url(tmp_path))
     finally:
         del _REGISTRY[Missing.name]
+
+
+def test_timings_are_scaled_to_the_reference_speed_of_a_canary_timed_beside_them(tmp_path: Path) -> None:
+    """On a shared machine the host's speed drifts: each timing is multiplied by reference / canary,
+    where the reference is the first canary recorded for the profile; the raw median is kept."""
+    from nas.latency import _cache, fingerprint
+
+    url = sqlite_url(tmp_path)
+    first = measure(tiny_network(), QUICK_ORT, database_url=url)
+    c = first.conditions
+    assert c["canary_ms"] > 0.3 and c["speed_factor"] == 1.0  # the first canary became the reference
+    assert first.stats.median_ms == pytest.approx(c["raw_median_ms"])
+    _cache._CANARY_REFS.clear()
+    slower_host = QUICK_ORT.model_copy(update={"name": "quick-ort-slow-ref"})  # same fingerprint settings
+    _cache.canary_reference(url, slower_host.name, fingerprint(slower_host), 2 * c["canary_ms"])
+    again = measure(tiny_network(), slower_host, database_url=url)
+    a = again.conditions
+    assert a["speed_factor"] == pytest.approx(2 * c["canary_ms"] / a["canary_ms"], rel=1e-4)
+    assert again.stats.median_ms == pytest.approx(a["raw_median_ms"] * a["speed_factor"], rel=1e-4)
+    assert again.stats.p10_ms <= again.stats.median_ms <= again.stats.p90_ms
+
+
+def test_a_dedicated_device_profile_can_switch_the_canary_off(tmp_path: Path) -> None:
+    dedicated = QUICK_ORT.model_copy(update={"name": "dedicated", "speed_canary": False})
+    m = measure(tiny_network(), dedicated, database_url=sqlite_url(tmp_path))
+    assert m.conditions["canary_ms"] is None and m.conditions["speed_factor"] == 1.0
+    assert m.stats.median_ms == m.conditions["raw_median_ms"]

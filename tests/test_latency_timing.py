@@ -108,3 +108,25 @@ def test_summary_quantiles_interpolate_like_numpy() -> None:
 def test_the_median_interval_narrows_with_more_samples() -> None:
     noisy = [1.0 + 0.1 * ((i * 7919) % 11) / 10 for i in range(400)]
     assert median_ci_rel(sorted(noisy[:400])) < median_ci_rel(sorted(noisy[:40]))
+
+
+def test_a_follower_keeps_timing_until_every_other_part_has_stopped() -> None:
+    """The speed canary (the follower) must see the same moments as the parts it scales."""
+    shared = FakeClock([0.0])
+    calls = {"quick": 0, "slow": 0, "canary": 0}
+
+    def part(name: str, durations: list[float]):  # type: ignore[no-untyped-def]
+        cycle = itertools.cycle(durations)
+
+        def run() -> None:
+            calls[name] += 1
+            shared.now_ns += int(next(cycle) * 1e6)
+        return run
+
+    settings = TimingSettings(warmup_runs=0, warmup_seconds=0, min_runs=10, window_runs=5, target_ci=0.01,
+                              min_windows=2, max_runs=400)
+    quick, slow, canary = time_interleaved(
+        [part("quick", [1.0]), part("slow", [1.0, 1.5, 2.0, 3.0]), part("canary", [1.0])], settings,
+        clock=shared.clock, follower=2)
+    assert quick.windows == 2 and slow.windows > quick.windows  # the noisy part needed more windows
+    assert canary.windows == slow.windows  # the canary (stable, done after 2) followed until the end

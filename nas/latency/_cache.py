@@ -105,6 +105,20 @@ class LatencyCalibrationRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
+class LatencyCanaryRow(Base):
+    """The reference speed of a profile on a fingerprint: the first canary median recorded
+    (``nas.latency._canary``)."""
+
+    __tablename__ = f"latency_canary_refs_v{SCHEMA}"
+    __table_args__ = (UniqueConstraint("profile", "fingerprint", name=f"uq_latency_canary_ref_v{SCHEMA}"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    profile: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(32))
+    median_ms: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
 @lru_cache(maxsize=16)
 def ensure_tables(url: str) -> str:
     create_tables(url)
@@ -188,3 +202,29 @@ def put_calibration(url: str, profile: str, fingerprint: str, scope: str, resolu
             s.add(row)
         row.slope, row.intercept_ms, row.points, row.created_at = slope, intercept_ms, points, _now()
         row.ms_per_mparam = ms_per_mparam
+
+
+_CANARY_REFS: dict[tuple[str, str, str], float] = {}  # a reference never changes once stored
+
+
+def canary_reference(url: str, profile: str, fingerprint: str, candidate_ms: float) -> float:
+    """The stored reference canary median, storing ``candidate_ms`` if there is none yet. Two processes
+    racing to store one: the loser's insert fails on the unique constraint and it reads the winner's."""
+    from sqlalchemy.exc import IntegrityError
+
+    def stored() -> float | None:
+        with session_scope(ensure_tables(url)) as s:
+            row = s.scalars(select(LatencyCanaryRow).filter_by(profile=profile, fingerprint=fingerprint)).first()
+            return row.median_ms if row else None
+
+    found = _CANARY_REFS.get((url, profile, fingerprint)) or stored()
+    if found is not None:
+        _CANARY_REFS[(url, profile, fingerprint)] = found
+        return found
+    try:
+        with session_scope(url) as s:
+            s.add(LatencyCanaryRow(profile=profile, fingerprint=fingerprint, median_ms=candidate_ms))
+    except IntegrityError:
+        pass
+    found = stored()
+    return found if found is not None else candidate_ms

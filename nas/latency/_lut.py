@@ -146,7 +146,7 @@ def measure_parts(profile: DeviceProfile, parts: list[Part], url: str, *, jobs: 
         timing = profile.table_timing if jobs == 1 else profile.table_timing.model_copy(update={"wait_for_quiet": 0})
         run = run_parts(profile, chunk, timing=timing, cpus=cpus, group=PART_GROUP)
         good: list[tuple[str, LatencyStats]] = []
-        for part, result in zip(chunk, run.results, strict=True):
+        for part, (result, _) in zip(chunk, run.normalised(url, profile, fp), strict=True):
             if isinstance(result, str):
                 failed[part.key] = result
             else:

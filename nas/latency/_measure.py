@@ -19,6 +19,7 @@ from typing import Any
 from nas.arch import Architecture, load_architecture
 from nas.errors import LatencyError
 from nas.latency import _cache
+from nas.latency._canary import canary_part, scaled, speed_factor
 from nas.latency._fingerprint import fingerprint_info
 from nas.latency._parts import Part, network_part
 from nas.latency._profiles import DeviceProfile, load_profile
@@ -87,6 +88,15 @@ class WorkerRun:
     results: list[LatencyStats | str]
     conditions: dict[str, Any]
     loads: list[dict[str, float]]
+    canaries: list[float | None] = field(default_factory=list)
+
+    def normalised(self, url: str, profile: DeviceProfile, fp: str) -> list[tuple[LatencyStats | str, float]]:
+        """Each result at the reference host speed (``_canary``), with the factor applied."""
+        out: list[tuple[LatencyStats | str, float]] = []
+        for result, canary_ms in zip(self.results, self.canaries or [None] * len(self.results), strict=True):
+            factor = 1.0 if isinstance(result, str) else speed_factor(url, profile.name, fp, canary_ms)
+            out.append((result if isinstance(result, str) else scaled(result, factor), factor))
+        return out
 
 
 def run_parts(profile: DeviceProfile, parts: Sequence[Part], *, timing: TimingSettings | None = None,
@@ -94,11 +104,12 @@ def run_parts(profile: DeviceProfile, parts: Sequence[Part], *, timing: TimingSe
     """Time ``parts`` in one fresh worker process, ``group`` at a time interleaved."""
     job = {"profile": profile.model_dump(mode="json"), "cpus": cpus, "group": group,
            "timing": timing.model_dump(mode="json") if timing else None,
-           "parts": [p.to_json() for p in parts]}
+           "parts": [p.to_json() for p in parts],
+           "canary": canary_part().to_json() if profile.speed_canary else None}
     threads = str(profile.threads)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
            "OPENBLAS_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"}
-    run = WorkerRun(["not measured"] * len(parts), {}, [{} for _ in parts])
+    run = WorkerRun(["not measured"] * len(parts), {}, [{} for _ in parts], [None] * len(parts))
     with tempfile.TemporaryFile(mode="w+") as err, tempfile.TemporaryFile(mode="w+") as job_file:
         json.dump(job, job_file)
         job_file.seek(0)
@@ -118,6 +129,7 @@ def run_parts(profile: DeviceProfile, parts: Sequence[Part], *, timing: TimingSe
             index = msg["index"]
             run.results[index] = LatencyStats.from_dict(msg["stats"]) if msg["ok"] else msg["error"]
             run.loads[index] = msg.get("load", {})
+            run.canaries[index] = msg.get("canary_ms")
             done += 1
             if progress:
                 progress(done, len(parts))
@@ -164,9 +176,13 @@ def measure_many(archs: Sequence[Architecture | str], profile: str | DeviceProfi
                 part.spec["onnx_path"] = onnx_paths[i]
             parts.append(part)
         run = run_parts(prof, parts, timing=timing, group=NETWORK_GROUP, progress=progress)
-        for j, ((key, indices), result) in enumerate(zip(todo.items(), run.results, strict=True)):
+        normalised = run.normalised(url, prof, fp)
+        for j, ((key, indices), (result, factor)) in enumerate(zip(todo.items(), normalised, strict=True)):
             arch, res = resolved[indices[0]], key[1]
-            conditions = {**run.conditions, "load": run.loads[j]}
+            raw = run.results[j]
+            conditions = {**run.conditions, "load": run.loads[j], "canary_ms": run.canaries[j],
+                          "speed_factor": round(factor, 5),
+                          "raw_median_ms": raw.median_ms if isinstance(raw, LatencyStats) else None}
             if isinstance(result, str):
                 raise LatencyError(f"network {arch.hash} cannot run on profile {prof.name}: {result}")
             _cache.put_measurement(url, arch.hash, res, prof.name, fp, stats=result,

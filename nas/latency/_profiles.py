@@ -43,6 +43,9 @@ class DeviceProfile(BaseModel):
     )
     timing: TimingSettings = Field(default=TimingSettings(), description="For whole networks.")
     table_timing: TimingSettings = Field(default=TABLE_TIMING, description="For lookup-table entries.")
+    speed_canary: bool = Field(default=True, description=(
+        "Time a fixed canary network beside every group of parts and scale to its reference speed "
+        "(nas.latency._canary): for shared machines whose speed drifts. Off for a dedicated device."))
     source: str = Field(default="built-in", exclude=True)
 
     @field_validator("runtime")
@@ -57,7 +60,7 @@ class DeviceProfile(BaseModel):
     def settings_hash(self) -> str:
         """Hash of what changes the expected value of a timing (runtime, threads, batch, options); not of
         how long to time, where, or what to call the profile."""
-        body = self.model_dump(mode="json", include={"runtime", "threads", "batch", "options"})
+        body = self.model_dump(mode="json", include={"runtime", "threads", "batch", "options", "speed_canary"})
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
 
     def pinned_cpus(self) -> list[int]:

@@ -63,17 +63,21 @@ class Runtime(ABC):
     @abstractmethod
     def prepare(self, part: Part) -> Callable[[], object]: ...
 
-    def measure(self, parts: Sequence[Part], timing: TimingSettings) -> list[LatencyStats | str]:
+    def measure(self, parts: Sequence[Part], timing: TimingSettings, canary: Part | None = None
+                ) -> list[LatencyStats | str]:
         """Time ``parts`` (a small group, all prepared at once) interleaved; a part that cannot be
-        prepared gets its error message instead of statistics."""
+        prepared gets its error message instead of statistics. With a ``canary`` (``_canary``), its
+        statistics come last, timed alongside until every part has stopped."""
+        everything = [*parts, canary] if canary is not None else list(parts)
         prepared: list[Callable[[], object] | str] = []
-        for part in parts:
+        for part in everything:
             try:
                 prepared.append(self.prepare(part))
             except Exception as exc:  # reported per part; the others are still timed
                 prepared.append(f"{type(exc).__name__}: {exc}")
         runs = [p for p in prepared if not isinstance(p, str)]
-        stats = iter(time_interleaved(runs, timing) if runs else [])
+        follower = len(runs) - 1 if canary is not None and not isinstance(prepared[-1], str) else None
+        stats = iter(time_interleaved(runs, timing, follower=follower) if runs else [])
         return [p if isinstance(p, str) else next(stats) for p in prepared]
 
 

@@ -155,20 +155,23 @@ class _Timer:
 
 
 def time_interleaved(runs: Sequence[Callable[[], object]], timing: TimingSettings,
-                     clock: Clock = time.perf_counter_ns) -> list[LatencyStats]:
+                     clock: Clock = time.perf_counter_ns, follower: int | None = None) -> list[LatencyStats]:
     """Time several callables, one window each in turn, each until its own stopping rule; garbage
-    collection is off meanwhile so it cannot land in a sample."""
+    collection is off meanwhile so it cannot land in a sample. The ``follower`` (a speed canary) keeps
+    timing a window per round until every other callable has stopped, so it sees the same moments."""
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
         timers = [_Timer(run, timing, clock) for run in runs]
         for t in timers:
             t.warm_up()
+        follow = timers[follower] if follower is not None else None
         active = list(timers)
         while active:
             for t in active:
                 t.window(discard_first=len(timers) > 1)
-            active = [t for t in active if not t.finished()]
+            leaders = [t for t in active if t is not follow and not t.finished()]
+            active = leaders + ([follow] if follow is not None and leaders else [])
         return [t.stats() for t in timers]
     finally:
         if gc_was_enabled:

@@ -4,9 +4,10 @@ Runs in a fresh process so no state of the caller (its thread pools, allocator, 
 leaks into a timing. It pins itself to the profile's CPUs, sets the runtime's thread counts, and holds
 an exclusive lock per CPU set while preparing and timing each group of parts (timed interleaved), so
 two measurements on the same cores never overlap.
-Job: ``{"profile": {...}, "timing": {...}, "group": n, "parts": [{"kind": ...}, ...]}``.
+Job: ``{"profile": {...}, "timing": {...}, "group": n, "parts": [{"kind": ...}, ...], "canary": part|null}``.
 Output: one ``{"ready": true, "conditions": {...}}`` line, then per part ``{"index": i, "ok": true,
-"stats": {...}}`` or ``{"index": i, "ok": false, "error": "..."}``.
+"stats": {...}, "canary_ms": x|null}`` (raw, the canary's median in the part's group) or
+``{"index": i, "ok": false, "error": "..."}``.
 """
 
 from __future__ import annotations
@@ -103,6 +104,15 @@ def main() -> int:
         "batch": profile.batch, "load_average_at_start": list(os.getloadavg()),
     }})
     parts = [Part.from_json(data) for data in job["parts"]]
+    canary = Part.from_json(job["canary"]) if job.get("canary") else None
+    if canary is not None and profile.runtime == "onnxruntime":
+        from nas.latency._canary import ensure_exported
+
+        try:
+            ensure_exported(canary)
+        except Exception as exc:  # timings are still taken, unscaled; conditions say canary_ms is None
+            sys.stderr.write(f"speed canary unavailable: {type(exc).__name__}: {exc}\n")
+            canary = None
     group = max(1, int(job.get("group") or 1))
     for first in range(0, len(parts), group):
         chunk = parts[first:first + group]
@@ -110,15 +120,17 @@ def main() -> int:
             with cpu_lock(cpus):
                 waited = wait_for_quiet(timing.wait_for_quiet, timing.busy_cpus) if timing.wait_for_quiet else 0.0
                 meter = LoadMeter()
-                results = runtime.measure(chunk, timing)
+                results = runtime.measure(chunk, timing, canary)
                 load = {**meter.lap(), "waited_s": waited}
         except Exception as exc:  # reported to the caller, which raises a LatencyError
-            results, load = [f"{type(exc).__name__}: {exc}"] * len(chunk), {}
+            results, load = [f"{type(exc).__name__}: {exc}"] * (len(chunk) + (canary is not None)), {}
+        canary_stats = results.pop() if canary is not None else None
+        canary_ms = None if canary_stats is None or isinstance(canary_stats, str) else canary_stats.median_ms
         for index, result in enumerate(results, start=first):
             if isinstance(result, str):
                 _emit({"index": index, "ok": False, "error": result})
             else:
-                _emit({"index": index, "ok": True, "stats": result.to_dict(), "load": load})
+                _emit({"index": index, "ok": True, "stats": result.to_dict(), "load": load, "canary_ms": canary_ms})
     return 0
 
 
