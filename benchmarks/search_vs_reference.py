@@ -1,18 +1,29 @@
 """Search strategies against the published networks on the digits proxy task (issue: search engine).
 
     python benchmarks/search_vs_reference.py [--trials 16] [--epochs 3] [--strategies random,tpe,...]
+    python benchmarks/search_vs_reference.py --seeds 0,1,2 --latency predicted --strategies random,tpe,nsga2,evolution
+
 
 T = the measured latency of mobilenetv3-small-0.75 (10-class head) at 224x224 in ONNX Runtime on one
 thread (profile cpu-ort-1t). Every strategy gets the same number of trials, the same proxy recipe
 (digits at 32x32) and the hard MnasNet reward (alpha=0, beta=-1: full accuracy within T, penalised
 beyond). NetAdapt starts from mobilenetv3-small-1.0. The references are trained with the same recipe
-and measured the same way. Prints one table; everything in it is measured in this run.
+and measured the same way. Prints one table per seed; everything in it is measured in this run.
+
+With several ``--seeds`` (each seed: the sampler's, the training's and the references' training) it also
+prints, per strategy, the mean and spread of the best reward and of the best accuracy within T, and in
+how many seeds it beat random (paired by seed). ``--latency predicted`` guides the search with the
+lookup-table predictor (the table must exist in ``--db``: ``nas latency profile``) so a trial costs only
+its training; T and every best network are still *measured*.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -31,35 +42,27 @@ REFERENCES = ["mobilenetv3-small-0.75", "shufflenetv2-0.5"]
 STRATEGIES = ["random", "tpe", "nsga2", "evolution", "netadapt"]
 
 
-def spec_for(strategy: str, trials: int, epochs: int, seed: int) -> Any:
+def spec_for(strategy: str, trials: int, epochs: int, seed: int, latency: str = "measured",
+             threads: int | None = None) -> Any:
     options: dict[str, Any] = {}
     if strategy == "netadapt":
         options = {"seed": "mobilenetv3-small-1.0", "step": 0.05, "finetune_epochs": 1,
                    "final_epochs": epochs, "max_proposals": 2}
     return parse_spec({
-        "name": f"bench-{strategy}", "space": "mobilenetv3-small", "device": "cpu-ort-1t",
-        "latency": {"mode": "measured", "resolution": 224, "target_reference": "mobilenetv3-small-0.75"},
+        "name": f"bench-{strategy}-s{seed}", "space": "mobilenetv3-small", "device": "cpu-ort-1t",
+        "latency": {"mode": latency, "resolution": 224, "target_reference": "mobilenetv3-small-0.75"},
         "reward": {"kind": "hard"}, "strategy": {"name": strategy, "options": options},
         "budget": {"trials": trials}, "seed": seed, "export_onnx": False,
         "proxy": {"dataset": {"kind": "digits", "resolution": 32},
-                  "recipe": {"epochs": epochs, "resolution": 32, "seed": seed},
+                  "recipe": {"epochs": epochs, "resolution": 32, "seed": seed, "threads": threads},
                   "pruner": {"name": "median", "startup_trials": 4, "warmup_epochs": 1}},
     })
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=16)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--strategies", default=",".join(STRATEGIES))
-    parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: a fresh SQLite file).")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    workdir = Path(tempfile.mkdtemp(prefix="nas-bench-"))
-    db = args.db or f"sqlite:///{workdir / 'bench.db'}"
+def run_seed(seed: int, args: argparse.Namespace, db: str, workdir: Path) -> tuple[float, list[dict[str, Any]]]:
+    """References and every strategy under one seed; returns T and one row per network or strategy."""
     data = load_dataset(DatasetSpec(kind="digits", resolution=32))
-    recipe = TrainRecipe(epochs=args.epochs, resolution=32, seed=args.seed)
+    recipe = TrainRecipe(epochs=args.epochs, resolution=32, seed=seed, threads=args.threads)
     rows: list[dict[str, Any]] = []
     target = None
     for name in REFERENCES:
@@ -73,39 +76,122 @@ def main() -> None:
                      "p10": lat.p10_ms, "p90": lat.p90_ms, "reward": None, "seconds": time.perf_counter() - start})
     assert target is not None
     for strategy in args.strategies.split(","):
-        spec = spec_for(strategy, args.trials, args.epochs, args.seed)
+        spec = spec_for(strategy, args.trials, args.epochs, seed, args.latency, args.threads)
         start = time.perf_counter()
-        ctx = run_search(spec, storage_url=db, run_dir=workdir / strategy)
+        ctx = run_search(spec, storage_url=db, run_dir=workdir / f"{strategy}-{seed}")
         best = best_trial(ctx)
-        feasible = [t for t in ctx.study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"
-                    and t.user_attrs["latency_ms"] <= ctx.target_ms]
+        complete = [t for t in ctx.study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+        feasible = [t for t in complete if t.user_attrs["latency_ms"] <= ctx.target_ms]
         best_feasible = max(feasible, key=lambda t: t.user_attrs["accuracy"], default=None)
         a = best.user_attrs if best else {}
-        rows.append({"what": f"search {strategy}", "trials": len(ctx.study.trials), "accuracy": a.get("accuracy"),
-                     "latency": a.get("latency_ms"), "p10": a.get("latency_p10_ms"), "p90": a.get("latency_p90_ms"),
-                     "reward": a.get("reward"), "seconds": time.perf_counter() - start,
-                     "feasible_acc": best_feasible.user_attrs["accuracy"] if best_feasible else None,
-                     "arch": a.get("arch_string")})
-    table = Table(title=f"digits proxy ({args.epochs} epochs at 32x32), cpu-ort-1t at 224, "
-                        f"T = {target:.3f} ms (measured mobilenetv3-small-0.75), hard reward, {args.trials} trials")
+        row = {"what": f"search {strategy}", "strategy": strategy, "trials": len(ctx.study.trials),
+               "complete": len(complete), "accuracy": a.get("accuracy"), "latency": a.get("latency_ms"),
+               "latency_source": a.get("latency_source"), "p10": a.get("latency_p10_ms"),
+               "p90": a.get("latency_p90_ms"), "reward": a.get("reward"), "seconds": time.perf_counter() - start,
+               "feasible_acc": best_feasible.user_attrs["accuracy"] if best_feasible else None,
+               "arch": a.get("arch_string")}
+        if best and a.get("latency_source") != "measured":  # the winner's latency is always measured
+            from nas.arch import parse_architecture
+
+            m = measure(parse_architecture(a["architecture"]), "cpu-ort-1t", database_url=db).stats
+            row.update(predicted=a.get("latency_ms"), latency=m.median_ms, p10=m.p10_ms, p90=m.p90_ms)
+        rows.append(row)
+    return target, rows
+
+
+def seed_table(seed: int, target: float, rows: list[dict[str, Any]], args: argparse.Namespace) -> Table:
+    table = Table(title=f"seed {seed}: digits proxy ({args.epochs} epochs at 32x32), cpu-ort-1t at 224, "
+                        f"T = {target:.3f} ms (measured mobilenetv3-small-0.75), hard reward, {args.trials} trials, "
+                        f"search latency {args.latency}")
     for col in ("network / strategy", "trials", "best reward", "accuracy", "latency ms (p10-p90)", "<= T",
                 "best acc within T", "wall s"):
         table.add_column(col, justify="left" if col == "network / strategy" else "right")
-
-    def fmt(v: float | None, spec: str = ".4f") -> str:
-        return "-" if v is None else format(v, spec)
-
     for r in rows:
         lat = r["latency"]
-        table.add_row(r["what"], str(r["trials"]), fmt(r["reward"]), fmt(r["accuracy"]),
-                      f"{fmt(lat, '.3f')} ({fmt(r['p10'], '.2f')}-{fmt(r['p90'], '.2f')})",
+        table.add_row(r["what"], str(r["trials"]), _fmt(r["reward"]), _fmt(r["accuracy"]),
+                      f"{_fmt(lat, '.3f')} ({_fmt(r['p10'], '.2f')}-{_fmt(r['p90'], '.2f')})",
                       "-" if lat is None else ("yes" if lat <= target * 1.0000001 else "no"),
-                      fmt(r.get("feasible_acc")), f"{r['seconds']:.0f}")
-    console = Console(width=160)
-    console.print(table)
-    for r in rows:
-        if r.get("arch"):
-            console.print(f"{r['what']}: {r['arch']}")
+                      _fmt(r.get("feasible_acc")), f"{r['seconds']:.0f}")
+    return table
+
+
+def _fmt(v: float | None, spec: str = ".4f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def _mean_sd(values: list[float]) -> str:
+    if not values:
+        return "-"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.4f} +- {sd:.4f}"
+
+
+def summary_table(results: dict[int, tuple[float, list[dict[str, Any]]]], args: argparse.Namespace) -> Table:
+    """Per strategy over seeds: best reward and best accuracy within T, and paired wins against random."""
+    seeds = sorted(results)
+    table = Table(title=f"{len(seeds)} seeds ({', '.join(map(str, seeds))}), {args.trials} trials each, "
+                        f"search latency {args.latency}; mean +- sd over seeds")
+    for col in ("strategy", "best reward", "best acc within T", "measured ms of best (max)", "best <= T (seeds)",
+                "reward > random / = / <"):
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    by: dict[str, dict[int, dict[str, Any]]] = {}
+    for seed, (target, rows) in results.items():
+        for r in rows:
+            by.setdefault(r["what"], {})[seed] = {**r, "target": target}
+    for what, per_seed in by.items():
+        rs = list(per_seed.values())
+        rewards = [r["reward"] for r in rs if r["reward"] is not None]
+        feasible = [r.get("feasible_acc") or 0.0 for r in rs] if what.startswith("search") else \
+            [r["accuracy"] for r in rs if r["latency"] <= r["target"]]
+        within = sum(r["latency"] is not None and r["latency"] <= r["target"] * 1.0000001 for r in rs)
+        paired = ""
+        if what.startswith("search") and what != "search random" and "search random" in by:
+            base = by["search random"]
+            diffs = [r["reward"] - base[s]["reward"] for s, r in per_seed.items()
+                     if r["reward"] is not None and base.get(s, {}).get("reward") is not None]
+            wins, ties = sum(d > 1e-9 for d in diffs), sum(abs(d) <= 1e-9 for d in diffs)
+            paired = f"{wins} / {ties} / {len(diffs) - wins - ties}"
+        lats = [r["latency"] for r in rs if r["latency"] is not None]
+        table.add_row(what, _mean_sd(rewards), _mean_sd(feasible), _fmt(max(lats) if lats else None, ".3f"),
+                      f"{within}/{len(rs)}", paired)
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default=None, help="comma-separated seeds (overrides --seed)")
+    parser.add_argument("--latency", choices=["measured", "predicted"], default="measured",
+                        help="how trials are judged during the search (winners are always measured)")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for training (default: all)")
+    parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: a fresh SQLite file).")
+    parser.add_argument("--json", type=Path, default=None, help="also write every row here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    workdir = Path(tempfile.mkdtemp(prefix="nas-bench-"))
+    db = args.db or f"sqlite:///{workdir / 'bench.db'}"
+    # Searches measure and predict latency in the configured database: make that this one, so the
+    # table, T, every trial and the references share one cache.
+    os.environ["NAS_DATABASE_URL"] = db
+    from nas.settings import get_settings
+
+    get_settings.cache_clear()
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
+    console = Console(width=170)
+    results: dict[int, tuple[float, list[dict[str, Any]]]] = {}
+    for seed in seeds:
+        results[seed] = run_seed(seed, args, db, workdir)
+        console.print(seed_table(seed, *results[seed], args))
+        for r in results[seed][1]:
+            if r.get("arch"):
+                console.print(f"{r['what']}: {r['arch']}")
+        if args.json:
+            args.json.write_text(json.dumps({str(k): v for k, v in results.items()}, indent=1))
+    if len(seeds) > 1:
+        console.print(summary_table(results, args))
 
 
 if __name__ == "__main__":

@@ -157,3 +157,21 @@ def test_netadapt_shrinks_one_layer_per_proposal_inherits_weights_and_ends_with_
         assert t.user_attrs["epochs_run"] == 1
     assert trials[-1].user_attrs["epochs_run"] == 2
     assert ctx.study.user_attrs["netadapt_state"]["phase"] == "done"
+
+
+def test_a_predicted_search_times_the_table_parts_it_lacks_once_and_predicts_from_them(db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The digits head has 10 classes, the space's 1000: a table built for the space lacks every head a
+    search on digits uses. Those parts are timed on the device on first use, then predicted from."""
+    from nas.latency import LatencyPredictor, network_keys
+
+    spec = tiny_spec(name="predicted", latency={"mode": "predicted", "resolution": 64, "target_ms": 0.5},
+                     budget={"trials": 2})
+    ctx = run_search(spec, storage_url=db, run_dir=tmp_path)
+    trials = ctx.study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 2
+    predictor = LatencyPredictor.from_database("cpu-ort-1t")
+    for t in trials:
+        arch = parse_architecture(t.user_attrs["architecture"])
+        assert t.user_attrs["latency_source"] == "predicted" and arch.num_classes == 10
+        assert network_keys(arch)[-1].endswith("_n10_hw2") and predictor.missing(arch) == []
+        assert t.user_attrs["latency_ms"] == pytest.approx(predictor.predict(arch))

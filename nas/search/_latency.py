@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from typing import Any
 
 from nas.arch import Architecture
 from nas.search._evaluate import LatencyOutcome
+
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=8)
@@ -20,6 +23,15 @@ def judge(arch: Architecture, device: str, mode: str) -> LatencyOutcome:
     """Latency at ``arch.resolution`` (the deployment resolution); measurements are cached in the database."""
     if mode == "predicted":
         predictor = _predictor(device)
+        if predictor.missing(arch):
+            # Parts the table lacks (a dataset's own class count in the head, NetAdapt's shrinks) are
+            # timed once, on this device, and stay in the table.
+            from nas.latency import ensure_entries
+
+            timed = ensure_entries([arch], device)
+            log.info("timed %d table part(s) missing for network %s on %s", timed, arch.hash, device)
+            _predictor.cache_clear()
+            predictor = _predictor(device)
         return LatencyOutcome(ms=predictor.predict(arch), source="predicted", device=device,
                               fingerprint=getattr(predictor, "fingerprint", None))
     from nas.latency import measure
