@@ -15,12 +15,11 @@ app = typer.Typer(no_args_is_help=True)
 @app.command("list")
 def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Built-in and user (YAML) profiles, and whether their runtime is available here."""
-    from nas.latency import list_profiles
-    from nas.latency._runtimes import _REGISTRY
+    from nas.latency import list_profiles, runtime_unavailable_reason
 
     rows: list[dict[str, Any]] = []
     for p in list_profiles():
-        reason = _REGISTRY[p.runtime].unavailable_reason()
+        reason = runtime_unavailable_reason(p.runtime)
         rows.append({"name": p.name, "runtime": p.runtime, "threads": p.threads, "batch": p.batch,
                      "available": reason is None, "reason": reason, "source": p.source,
                      "description": p.description})

@@ -6,6 +6,7 @@ and prediction never needs them.
 
 from __future__ import annotations
 
+from nas.latency._cache import latest_median as cached_median
 from nas.latency._calibration import Calibration, fit_calibration, fit_line
 from nas.latency._fingerprint import fingerprint, fingerprint_info, hardware_info
 from nas.latency._lut import (
@@ -20,7 +21,14 @@ from nas.latency._measure import Measurement, check_runnable, measure, measure_m
 from nas.latency._parts import Part, network_keys, network_parts
 from nas.latency._predict import LatencyPredictor
 from nas.latency._profiles import BUILT_IN, DeviceProfile, list_profiles, load_profile
-from nas.latency._runtimes import OrtRuntime, Runtime, TorchEagerRuntime, register_runtime, runtime_names
+from nas.latency._runtimes import (
+    OrtRuntime,
+    Runtime,
+    TorchEagerRuntime,
+    register_runtime,
+    runtime_names,
+    runtime_unavailable_reason,
+)
 from nas.latency._timing import TABLE_TIMING, LatencyStats, TimingSettings, time_callable, time_interleaved
 
 __all__ = [
@@ -39,6 +47,7 @@ __all__ = [
     "TimingSettings",
     "TorchEagerRuntime",
     "build_table",
+    "cached_median",
     "calibrate",
     "check_runnable",
     "ensure_entries",
@@ -56,6 +65,7 @@ __all__ = [
     "network_parts",
     "register_runtime",
     "runtime_names",
+    "runtime_unavailable_reason",
     "time_callable",
     "time_interleaved",
 ]

@@ -228,3 +228,22 @@ def canary_reference(url: str, profile: str, fingerprint: str, candidate_ms: flo
         pass
     found = stored()
     return found if found is not None else candidate_ms
+
+
+def latest_median(url: str, arch_hash: str, resolution: int, profile: str, fingerprints: Iterable[str]
+                  ) -> float | None:
+    """The newest cached median of a network on any of ``fingerprints``, read without creating tables
+    (a report on someone else's database must not alter it)."""
+    from sqlalchemy import inspect
+
+    from nas.storage import engine_for
+
+    wanted = sorted(fingerprints)
+    if not wanted or not inspect(engine_for(url)).has_table(LatencyMeasurementRow.__tablename__):
+        return None
+    with session_scope(url) as s:
+        row = s.scalars(select(LatencyMeasurementRow).where(
+            LatencyMeasurementRow.arch_hash == arch_hash, LatencyMeasurementRow.resolution == resolution,
+            LatencyMeasurementRow.profile == profile, LatencyMeasurementRow.fingerprint.in_(wanted),
+        ).order_by(LatencyMeasurementRow.created_at.desc())).first()
+        return None if row is None else float(row.median_ms)

@@ -35,6 +35,11 @@ def runtime_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def runtime_unavailable_reason(name: str) -> str | None:
+    """Why the registered runtime ``name`` cannot run here (a library missing), or None."""
+    return _REGISTRY[name].unavailable_reason()
+
+
 def runtime_for(profile: DeviceProfile) -> Runtime:
     return _REGISTRY[profile.runtime](profile)
 

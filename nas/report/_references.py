@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from nas.latency import cached_median
 from nas.paths import references_dir
 
 if TYPE_CHECKING:
@@ -53,27 +54,10 @@ def reference_points(*, space: str | None, resolution: int, num_classes: int, de
         elif target_reference and target_reference.get("name") == name and target_reference.get("ms"):
             points.append(ReferencePoint(name, float(target_reference["ms"]), None,
                                          "latency measured for the target T; accuracy not measured"))
-        elif (cached := _cached_latency(database_url, arch.hash, resolution, device, fingerprints)) is not None:
+        elif (cached := cached_median(database_url, arch.hash, resolution, device, fingerprints)) is not None:
             points.append(ReferencePoint(name, cached, None,
                                          "latency from the database's measurement cache; accuracy not measured"))
         else:
             notes.append(f"{name}: neither trained nor measured on {device} at {resolution}x{resolution} "
                          "in this database; left out")
     return points, notes
-
-
-def _cached_latency(url: str, arch_hash: str, resolution: int, device: str, fingerprints: set[str]) -> float | None:
-    """A measured median from the latency cache on the same hardware fingerprints, read without creating tables."""
-    from sqlalchemy import inspect, select
-
-    from nas.latency._cache import LatencyMeasurementRow
-    from nas.storage import engine_for, session_scope
-
-    if not fingerprints or not inspect(engine_for(url)).has_table(LatencyMeasurementRow.__tablename__):
-        return None
-    with session_scope(url) as s:
-        row = s.scalars(select(LatencyMeasurementRow).where(
-            LatencyMeasurementRow.arch_hash == arch_hash, LatencyMeasurementRow.resolution == resolution,
-            LatencyMeasurementRow.profile == device, LatencyMeasurementRow.fingerprint.in_(sorted(fingerprints)),
-        ).order_by(LatencyMeasurementRow.created_at.desc())).first()
-        return None if row is None else float(row.median_ms)
