@@ -146,7 +146,7 @@ def main() -> None:
     ap.add_argument("--spaces", default=",".join(SPACES))
     ap.add_argument("--resolutions", default="224,128")
     ap.add_argument("--n", type=int, default=100)
-    ap.add_argument("--calibrate", type=int, default=12, help="calibration networks per space and resolution")
+    ap.add_argument("--calibrate", type=int, default=24, help="calibration networks per space and resolution")
     ap.add_argument("--table", choices=["full", "lazy"], default="full")
     ap.add_argument("--lazy", default="", help="spaces timed lazily whatever --table says (comma-separated)")
     ap.add_argument("--database", default=None, help="SQLAlchemy URL (default: the configured database)")

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -106,14 +107,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def write_spec(path: Path, name: str, trials: int, epochs: int) -> Path:
-    path.write_text(yaml.safe_dump({
+def write_spec(path: Path, name: str, trials: int, epochs: int, **extra: Any) -> Path:
+    doc: dict[str, Any] = {
         "name": name, "space": "mobilenetv3-small", "device": "cpu-ort-1t",
         "latency": {"mode": "measured", "resolution": 64, "target_ms": 0.5},
         "strategy": {"name": "random"}, "budget": {"trials": trials}, "export_onnx": False,
         "proxy": {"dataset": {"kind": "digits", "resolution": 32, "subset": 400},
                   "recipe": {"epochs": epochs, "resolution": 32, "batch_size": 32, "threads": 1},
-                  "pruner": {"name": "none"}}}))
+                  "pruner": {"name": "none"}}}
+    path.write_text(yaml.safe_dump({**doc, **extra}))
     return path
 
 
@@ -186,3 +188,25 @@ def test_a_train_worker_killed_mid_trial_loses_nothing_and_counts_nothing_twice(
     assert_every_trial_once(cluster, search_id, 3)
     log = (cluster.home / "train-c.log").read_text()
     assert "nas.train" in log
+
+
+def test_a_pruned_pareto_search_sends_latency_first_then_training_that_knows_it(cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Pareto pruning judges a candidate against the finished trials at least as fast, so through the
+    workers its latency is measured first and the training task is sent with it."""
+    cluster.start_worker("train-p", "-Q", "train")
+    proxy = {"dataset": {"kind": "digits", "resolution": 32, "subset": 400},
+             "recipe": {"epochs": 2, "resolution": 32, "batch_size": 32, "threads": 1},
+             "pruner": {"name": "median", "startup_trials": 1}}
+    search_id = submit(cluster, write_spec(tmp_path / "p.yaml", "e2e-pareto", trials=3, epochs=2,
+                                           reward={"kind": "pareto"}, proxy=proxy))
+    watched = cluster.nas("status", search_id, "--watch", "--interval", "0.5", timeout=600)
+    assert watched.returncode == 0, watched.stderr + (cluster.home / "search.log").read_text()[-3000:]
+    study = cluster.study(search_id)
+    assert len(study.trials) == 3
+    for t in study.trials:
+        assert t.state in (TrialState.COMPLETE, TrialState.PRUNED), t.state
+        measured = t.user_attrs["outcome.latency"]["ms"]
+        assert t.user_attrs["latency_ms"] == measured
+        assert t.user_attrs["task"]["train"]["latency_ms"] == measured, "training was sent knowing the latency"
+        assert t.user_attrs["outcome.train"]["epochs_run"] in (1, 2)
+    assert study.user_attrs.get("spec", {}).get("reward", {}).get("kind") == "pareto"

@@ -101,7 +101,7 @@ def profile(
     device: Device,
     space: Annotated[str, typer.Option("--space", "-s", help="Search space name or YAML file.")],
     resolution: Resolution = None,
-    calibrate: Annotated[int, typer.Option(help="Networks measured end to end to fit the calibration.")] = 12,
+    calibrate: Annotated[int, typer.Option(help="Networks measured end to end to fit the calibration.")] = 24,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Table file to write.")] = None,
     jobs: Annotated[int, typer.Option(help="Parallel measuring processes, each pinned to its own CPUs.")] = 1,
     as_json: Json = False,

@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 # Calibration networks are sampled with these seeds, disjoint from the benchmark's (0..n).
 CALIBRATION_SEED = 1_000_000
 CHUNK = 480  # parts per worker process: progress is committed after each chunk
+# Networks measured end to end per space and resolution to fit the calibration. 12 left the weights term
+# unidentified for MobileNetV2 at 128 (84% of held-out networks within +-10%, large ones 11% low); 24 gave
+# 100% (benchmarks/latency_predictor.py, README).
+CALIBRATION_NETWORKS = 24
 PART_GROUP = 24  # parts timed interleaved, so a burst of load hits all of them a little
 
 Progress = Callable[[str, int, int], None]
@@ -196,7 +200,8 @@ def _cpu_sets(profile: DeviceProfile, jobs: int) -> list[list[int]]:
             for j in range(jobs)]
 
 
-def calibrate(profile: str | DeviceProfile, space: str | SearchSpace, resolution: int, *, networks: int = 12,
+def calibrate(profile: str | DeviceProfile, space: str | SearchSpace, resolution: int, *,
+              networks: int = CALIBRATION_NETWORKS,
               database_url: str | None = None, progress: Progress | None = None) -> Calibration:
     """Measure ``networks`` sampled members end to end, fit the space's calibration at this resolution
     (``_calibration``), and refit the all-spaces calibration from every space's points."""
@@ -224,7 +229,8 @@ def _store(url: str, profile: str, fp: str, cal: Calibration) -> None:
 
 
 def build_table(profile: str | DeviceProfile, space: str | SearchSpace, resolution: int | None = None, *,
-                database_url: str | None = None, calibration_networks: int = 12, output: Path | None = None,
+                database_url: str | None = None, calibration_networks: int = CALIBRATION_NETWORKS,
+                output: Path | None = None,
                 jobs: int = 1, progress: Progress | None = None) -> TableReport:
     """Time every distinct part of ``space`` at ``resolution`` (default: the space's first deployment
     resolution) on ``profile``, calibrate, and export the table as a JSON file."""
