@@ -136,6 +136,27 @@ def test_the_median_pruner_stops_a_candidate_below_the_median_curve(db: str) -> 
     assert outcome.pruned and outcome.epochs_run == 1
 
 
+def test_a_single_objective_search_prunes_on_the_reward_so_far_not_on_accuracy(db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The pruner sees what the study maximises: each epoch's reward of (accuracy so far, latency),
+    latency being judged before training. A fast candidate a little less accurate at epoch 1 then
+    outranks a slow, accurate one, as it will in the final ranking."""
+    from nas.rewards import RewardSpec
+
+    spec = tiny_spec(name="reward-prune", reward={"kind": "hard"}, budget={"trials": 3},
+                     latency={"mode": "measured", "resolution": 64, "target_ms": 0.05},
+                     proxy={"recipe": {"epochs": 2, "resolution": 32, "batch_size": 32, "threads": 1},
+                            "pruner": {"name": "median", "startup_trials": 1}})
+    ctx = run_search(spec, storage_url=db, run_dir=tmp_path)
+    hard = RewardSpec(kind="hard", target_ms=0.05)
+    for t in ctx.study.trials:
+        latency, curve = t.user_attrs["latency_ms"], t.user_attrs["val_accuracy"]
+        assert latency > 0.05, "every candidate is over this T, so reward < accuracy tells them apart"
+        assert t.intermediate_values == pytest.approx(
+            {epoch: hard.reward(acc, latency) for epoch, acc in enumerate(curve, start=1)})
+        if t.state is TrialState.PRUNED:
+            assert t.value == pytest.approx(hard.reward(curve[-1], latency))
+
+
 def test_netadapt_shrinks_one_layer_per_proposal_inherits_weights_and_ends_with_a_fine_tune(db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     spec = tiny_spec(name="netadapt", latency={"mode": "measured", "resolution": 128, "target_ms": 0.01},
                      strategy={"name": "netadapt", "options": {"seed": "mobilenetv3-small-0.75", "step": 0.02,

@@ -56,8 +56,10 @@ class TrainResult:
             raise optuna.TrialPruned(f"pruned after epoch {self.epochs_run} at accuracy {self.accuracy:.4f}")
 
 
-def optuna_reporter(trial: optuna.trial.Trial, pruner: optuna.pruners.BasePruner | None = None) -> Reporter:
-    """A ``report`` callback wired to ``trial.report`` + ``trial.should_prune()``.
+def optuna_reporter(trial: optuna.trial.Trial, pruner: optuna.pruners.BasePruner | None = None,
+                    score: Callable[[float], float] | None = None) -> Reporter:
+    """A ``report`` callback wired to ``trial.report`` + ``trial.should_prune()``; ``score`` maps each
+    epoch's accuracy to the value reported (the search's reward, so the pruner ranks like the study).
 
     After a pruned run, an objective function calls ``result.raise_if_pruned()``; an ask-and-tell
     driver calls ``study.tell(trial, state=TrialState.PRUNED)``. Optuna does not support
@@ -75,7 +77,7 @@ def optuna_reporter(trial: optuna.trial.Trial, pruner: optuna.pruners.BasePruner
             if pruner is None:
                 return False
             return bool(pruner.prune(trial.study, trial.study._storage.get_trial(trial._trial_id)))
-        trial.report(accuracy, step=epoch)
+        trial.report(score(accuracy) if score else accuracy, step=epoch)
         return bool(trial.should_prune())
 
     return report

@@ -160,10 +160,11 @@ def _job(ctx: SearchContext, p: Proposal) -> Job:
     arch_doc = p.arch.model_dump(mode="json")
     report = p.epochs is None
     pruner = ctx.spec.proxy.pruner
+    prunes = report and prunes_before_the_end(pruner, recipe.epochs)
     train = TrainRequest(storage_url=ctx.storage_url, study_name=ctx.study.study_name, trial_id=p.trial._trial_id,
                          trial_number=p.trial.number, architecture=arch_doc, dataset=ctx.spec.proxy.dataset,
                          recipe=recipe, report=report, pruner=pruner,
-                         pareto_pruning=ctx.pareto and report and prunes_before_the_end(pruner, recipe.epochs),
+                         pareto_pruning=ctx.pareto and prunes, reward=ctx.reward if prunes and not ctx.pareto else None,
                          init_checkpoint=p.init_checkpoint,
                          save_checkpoint=str(ctx.checkpoint_path(p.trial.number)))
     ref = TrialRef(storage_url=ctx.storage_url, study_name=ctx.study.study_name, trial_id=p.trial._trial_id,
