@@ -125,14 +125,15 @@ def _factors(r: dict[str, Any]) -> str:
 
 
 def render(rows: list[dict[str, Any]]) -> str:
-    head = ("| space | res | n | within +-10% | within +-5% | Kendall tau | MAE ms (MAPE) | latency range ms "
+    head = ("| space | res | n | cal | within +-10% | within +-5% | Kendall tau | MAE ms (MAPE) | latency range ms "
             "| rerun diff median / p95 | rerun <=3% | unscaled: within +-10% / tau / rerun median "
             "| speed factors | predict us | table parts / s (mode) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lo, hi = r["latency_range_ms"]
         lines.append(
-            f"| {r['space']} | {r['resolution']} | {r['n']} | {r['within_10']:.0%} | {r['within_5']:.0%} "
+            f"| {r['space']} | {r['resolution']} | {r['n']} | {r['calibration']['networks']} "
+            f"| {r['within_10']:.0%} | {r['within_5']:.0%} "
             f"| {r['kendall_tau']:.3f} | {r['mae_ms']:.3f} ({r['mape']:.1%}) | {lo:.2f}-{hi:.2f} "
             f"| {r['rerun_median']:.1%} / {r['rerun_p95']:.1%} | {r['rerun_within_3']:.0%} "
             f"| {_unscaled(r)} | {_factors(r)} | {r['predict_us']:.0f} "

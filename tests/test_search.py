@@ -196,3 +196,25 @@ def test_a_predicted_search_times_the_table_parts_it_lacks_once_and_predicts_fro
         assert t.user_attrs["latency_source"] == "predicted" and arch.num_classes == 10
         assert network_keys(arch)[-1].endswith("_n10_hw2") and predictor.missing(arch) == []
         assert t.user_attrs["latency_ms"] == pytest.approx(predictor.predict(arch))
+
+
+def test_pruned_trials_count_in_the_evolution_population_with_the_value_they_were_pruned_at() -> None:
+    """Under a pruner most trials end pruned; a population of complete trials alone never formed."""
+    from optuna.distributions import CategoricalDistribution
+
+    from nas.strategies._evolution import RegularizedEvolutionSampler
+
+    space = load_space("mobilenetv3-small")
+    dims = space.dimensions()
+    distributions = {k: CategoricalDistribution(v) for k, v in dims.items()}
+    sampler = RegularizedEvolutionSampler(space, population_size=4, tournament_size=4, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    for i, (state, value) in enumerate([(TrialState.COMPLETE, 0.5), (TrialState.PRUNED, 0.9),
+                                        (TrialState.PRUNED, 0.2), (TrialState.PRUNED, 0.1)]):
+        params = {k: v[i % len(v)] for k, v in dims.items()}
+        study.add_trial(optuna.trial.create_trial(state=state, value=value, params=params,
+                                                  distributions=distributions))
+    child = study.ask(distributions)
+    parent = study._storage.get_trial(child._trial_id).system_attrs["evolution"]["parent_trial"]
+    assert parent == 1, "the whole population competed; the pruned trial at 0.9 won the tournament"
+    assert sum(child.params[k] != study.trials[1].params[k] for k in dims) <= 1

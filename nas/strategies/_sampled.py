@@ -42,6 +42,12 @@ def _opt(ctx: SearchContext, key: str, default: Any) -> Any:
     return ctx.spec.strategy.options.get(key, default)
 
 
+def _prunes(ctx: SearchContext) -> bool:
+    from nas.search._study import prunes_before_the_end
+
+    return prunes_before_the_end(ctx.spec.proxy.pruner, ctx.spec.proxy.recipe.epochs)
+
+
 def random_strategy() -> SampledStrategy:
     def factory(ctx: SearchContext) -> optuna.samplers.BaseSampler:
         import optuna
@@ -67,7 +73,10 @@ def nsga2_strategy() -> SampledStrategy:
         import optuna
 
         budget = ctx.spec.budget.trials or 40
-        population = int(_opt(ctx, "population_size", max(4, min(20, budget // 3))))
+        # Optuna's NSGA-II forms a generation from COMPLETE trials only: under a pruner (which stops about
+        # 70% of candidates here) a third of the budget per generation never filled even one.
+        share = 8 if _prunes(ctx) else 3
+        population = int(_opt(ctx, "population_size", max(4, min(20, budget // share))))
         return optuna.samplers.NSGAIISampler(seed=ctx.spec.seed, population_size=population)
 
     return SampledStrategy("nsga2", factory)
