@@ -145,7 +145,7 @@ def summary_table(results: dict[int, tuple[float, list[dict[str, Any]]]], args: 
     by: dict[str, dict[int, dict[str, Any]]] = {}
     for seed, (target, rows) in results.items():
         for r in rows:
-            by.setdefault(r["what"], {})[seed] = {**r, "target": target}
+            by.setdefault(r["what"], {})[seed] = {"target": target, **r}
     for what, per_seed in by.items():
         rs = list(per_seed.values())
         rewards = [measured_reward(r) for r in rs if r["accuracy"] is not None]
@@ -182,7 +182,14 @@ def main() -> None:
     args = parser.parse_args()
     console = Console(width=170)
     if args.render:
-        merged = {int(k): (v[0], v[1]) for path in args.render for k, v in json.loads(path.read_text()).items()}
+        merged: dict[int, tuple[float, list[dict[str, Any]]]] = {}
+        for path in args.render:  # a later file's row for the same seed and network/strategy replaces it
+            for key, (target, rows) in json.loads(path.read_text()).items():
+                # each row keeps the T of its own run (T is measured again in every run)
+                earlier = {r["what"]: r for r in merged.get(int(key), (target, []))[1]}
+                later = {r["what"]: {"target": target, **r} for r in rows
+                         if r["what"].startswith("search") or r["what"] not in earlier}
+                merged[int(key)] = (merged.get(int(key), (target, []))[0], list({**earlier, **later}.values()))
         for seed in sorted(merged):
             console.print(seed_table(seed, *merged[seed], args))
         console.print(summary_table(merged, args))
