@@ -24,8 +24,11 @@ def write_spec(path: Path, **overrides) -> Path:  # type: ignore[no-untyped-def]
 
 def nas_run(spec: Path, home: Path, *extra: str) -> subprocess.Popen[str]:
     env = {**os.environ, "NAS_HOME": str(home)}
+    # A shell that starts the suite in the background (nohup ... &) leaves SIGINT ignored, and a Python
+    # started with SIGINT ignored keeps ignoring it: give the child the default disposition, as a terminal would.
     return subprocess.Popen([sys.executable, "-m", "nas", "run", str(spec), "-q", *extra], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_running_trial(db: str, name: str, timeout: float = 120) -> None:
@@ -42,15 +45,13 @@ def wait_for_running_trial(db: str, name: str, timeout: float = 120) -> None:
 
 
 def test_ctrl_c_stops_a_search_and_rerunning_the_command_resumes_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    # Long enough epochs that Ctrl-C lands inside the first trial even when polling the study is slow
-    # (with 4 epochs an idle core finished both trials before the signal arrived).
     spec = write_spec(tmp_path / "spec.yaml", name="ctrlc", budget={"trials": 2},
-                      proxy={"recipe": {"epochs": 12, "resolution": 32, "threads": 1}})
+                      proxy={"recipe": {"epochs": 4, "resolution": 32, "threads": 1}})
     db = f"sqlite:///{tmp_path / 'nas.db'}"
     proc = nas_run(spec, tmp_path)
     try:
         wait_for_running_trial(db, "ctrlc")
-        time.sleep(0.5)
+        time.sleep(1.0)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:
