@@ -27,7 +27,17 @@ from typing import Any
 import httpx
 import pytest
 
-from .api_support import PG_SERVER, REPO, SPEC, Service, free_port, pg_unreachable, remove_messages, server_env
+from .api_support import (
+    PG_SERVER,
+    REPO,
+    SPEC,
+    Service,
+    free_port,
+    pg_unreachable,
+    remove_messages,
+    server_env,
+    stop_server,
+)
 
 pytest_plugins = ["tests.service_fixtures"]  # database_url, redis_client, service
 
@@ -84,12 +94,7 @@ def configured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Configured]
             submitted.add(c.post("/searches", json=SPEC).json()["id"])  # traffic for the log and table checks
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_server(proc)
         remove_messages(redis.Redis.from_url(REDIS_DB11), submitted)
         from nas.storage import engine_for
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from .api_support import free_port
+from .api_support import free_port, stop_server
 
 if TYPE_CHECKING:
     from .finished_search import FinishedSearch
@@ -64,12 +64,7 @@ def dashboard(finished_search: FinishedSearch, tmp_path_factory: pytest.TempPath
             time.sleep(0.3)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_server(proc)
 
 
 @pytest.fixture(scope="module")
