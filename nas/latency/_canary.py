@@ -21,6 +21,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
+from nas.latency._fingerprint import METHOD
 from nas.latency._parts import Part, network_part
 from nas.latency._timing import LatencyStats
 
@@ -38,7 +39,7 @@ def canary_part() -> Part:
     arch = load_architecture(CANARY_REFERENCE)
     part = network_part(arch, CANARY_RESOLUTION)
     torch_version = metadata.version("torch") if importlib.util.find_spec("torch") else "none"
-    name = f"nas-canary-{arch.hash}-r{CANARY_RESOLUTION}-torch{torch_version}.onnx"
+    name = f"nas-canary-{arch.hash}-r{CANARY_RESOLUTION}-torch{torch_version}-m{METHOD}.onnx"
     part.spec["onnx_path"] = str(Path(tempfile.gettempdir()) / name)
     return part
 
