@@ -3,6 +3,7 @@
     flock /tmp/nas-cpu.lock python benchmarks/latency_predictor.py            # full: 4 spaces x 2 resolutions
     python benchmarks/latency_predictor.py --spaces mobilenetv3-small --n 10 --resolutions 224
     python benchmarks/latency_predictor.py --render runs/lat-*.json          # table of earlier --json runs
+    python benchmarks/latency_predictor.py --rescore runs/lat.json --database URL  # new calibration, same runs
 
 Per space and resolution: build (or reuse) the table and its calibration, sample ``--n`` architectures
 with seeds 0..n-1 (calibration networks use seeds from 1,000,000, so they are disjoint), measure each
@@ -36,6 +37,7 @@ from nas.latency import (
     ensure_entries,
     measure_many,
 )
+from nas.latency._fingerprint import METHOD, hardware_info
 from nas.latency._measure import resolve_url
 from nas.spaces import load_space
 
@@ -80,21 +82,34 @@ def run_one(device: str, space_name: str, resolution: int, n: int, calibration: 
     t0 = time.perf_counter()
     predicted = [predictor.predict(a) for a in archs]
     predict_us = (time.perf_counter() - t0) / n * 1e6
-    measured = [m.stats.median_ms for m in first]
-    rel = [p / m - 1 for p, m in zip(predicted, measured, strict=True)]
-    rerun = [abs(b.stats.median_ms / a.stats.median_ms - 1) for a, b in zip(first, second, strict=True)]
-    tau = kendalltau(predicted, measured).statistic
-    # The same figures without the speed canary's scaling (raw clock), from the same runs.
+    # The same figures without the speed canary's scaling (raw clock) come from the same runs.
     raw1 = [m.conditions.get("raw_median_ms") or m.stats.median_ms for m in first]
     raw2 = [m.conditions.get("raw_median_ms") or m.stats.median_ms for m in second]
-    raw_rel = [p / m - 1 for p, m in zip(predicted, raw1, strict=True)]
-    raw_rerun = [abs(b / a - 1) for a, b in zip(raw1, raw2, strict=True)]
     factors = [m.conditions.get("speed_factor", 1.0) for m in first + second]
-    cal = predictor.calibration_for(space_name, resolution)
     return {
         "space": space_name, "resolution": resolution, "n": n, "mode": mode,
+        **scores(predicted, [m.stats.median_ms for m in first], [m.stats.median_ms for m in second], raw1, raw2),
+        "speed_factor_range": [min(factors), max(factors)], "predict_us": predict_us,
+        "table_seconds": table_s, "table_parts": entries,
+        "calibration": _calibration(predictor, space_name, resolution),
+        "fingerprint": predictor.fingerprint, "cpu_model": hardware_info()["cpu_model"], "method": METHOD,
+        "other_load": statistics.fmean(m.conditions.get("load", {}).get("other_cpus", 0.0) for m in first),
+        "networks": [[a.hash, p, m1.stats.median_ms, m2.stats.median_ms, r1, r2]
+                     for a, p, m1, m2, r1, r2 in zip(archs, predicted, first, second, raw1, raw2, strict=True)],
+    }
+
+
+def scores(predicted: list[float], measured: list[float], second: list[float], raw1: list[float],
+           raw2: list[float]) -> dict[str, Any]:
+    """Prediction error against the first measurement, and run-to-run spread, scaled and raw."""
+    n = len(predicted)
+    rel = [p / m - 1 for p, m in zip(predicted, measured, strict=True)]
+    rerun = [abs(b / a - 1) for a, b in zip(measured, second, strict=True)]
+    raw_rel = [p / m - 1 for p, m in zip(predicted, raw1, strict=True)]
+    raw_rerun = [abs(b / a - 1) for a, b in zip(raw1, raw2, strict=True)]
+    return {
         "within_10": sum(abs(r) <= 0.10 for r in rel) / n, "within_5": sum(abs(r) <= 0.05 for r in rel) / n,
-        "kendall_tau": float(tau),
+        "kendall_tau": float(kendalltau(predicted, measured).statistic),
         "mae_ms": statistics.fmean(abs(p - m) for p, m in zip(predicted, measured, strict=True)),
         "mape": statistics.fmean(abs(r) for r in rel), "worst": max(rel, key=abs),
         "rerun_median": statistics.median(rerun), "rerun_p95": sorted(rerun)[int(0.95 * (n - 1))],
@@ -102,15 +117,34 @@ def run_one(device: str, space_name: str, resolution: int, n: int, calibration: 
         "raw_within_10": sum(abs(r) <= 0.10 for r in raw_rel) / n,
         "raw_kendall_tau": float(kendalltau(predicted, raw1).statistic),
         "raw_rerun_median": statistics.median(raw_rerun),
-        "speed_factor_range": [min(factors), max(factors)],
-        "latency_range_ms": [min(measured), max(measured)], "predict_us": predict_us,
-        "table_seconds": table_s, "table_parts": entries,
-        "calibration": {"slope": cal.slope, "intercept_ms": cal.intercept_ms, "ms_per_mparam": cal.ms_per_mparam,
-                        "networks": len(cal.points)},
-        "other_load": statistics.fmean(m.conditions.get("load", {}).get("other_cpus", 0.0) for m in first),
-        "networks": [[a.hash, p, m1.stats.median_ms, m2.stats.median_ms, r1, r2]
-                     for a, p, m1, m2, r1, r2 in zip(archs, predicted, first, second, raw1, raw2, strict=True)],
+        "latency_range_ms": [min(measured), max(measured)],
     }
+
+
+def _calibration(predictor: LatencyPredictor, space: str, resolution: int) -> dict[str, Any]:
+    cal = predictor.calibration_for(space, resolution)
+    return {"slope": cal.slope, "intercept_ms": cal.intercept_ms, "ms_per_mparam": cal.ms_per_mparam,
+            "networks": len(cal.points)}
+
+
+def rescore(row: dict[str, Any], device: str, url: str) -> dict[str, Any]:
+    """``row`` again with the calibration refitted by the current code on the same calibration networks
+    (their measurements come from the database's cache) and the same measured networks: what a change
+    of calibration model does, without measuring anything again."""
+    space, res = load_space(row["space"]), row["resolution"]
+    archs = [space.sample(seed=i).with_(resolution=res) for i in range(row["n"])]
+    if [a.hash for a in archs] != [net[0] for net in row["networks"]]:
+        raise SystemExit(f"{row['space']}@{res}: the space samples other networks than this row measured")
+    calibrate(device, space, res, networks=row["calibration"]["networks"], database_url=url)
+    predictor = LatencyPredictor.from_database(device, database_url=url)
+    if predictor.fingerprint != row.get("fingerprint", predictor.fingerprint):
+        raise SystemExit(f"{row['space']}@{res}: measured on fingerprint {row['fingerprint']}, "
+                         f"this database is {predictor.fingerprint}")
+    predicted = [predictor.predict(a) for a in archs]
+    m1, m2, r1, r2 = ([net[i] for net in row["networks"]] for i in (2, 3, 4, 5))
+    return {**row, **scores(predicted, m1, m2, r1, r2), "calibration": _calibration(predictor, row["space"], res),
+            "rescored": True,
+            "networks": [[net[0], p, *net[2:]] for net, p in zip(row["networks"], predicted, strict=True)]}
 
 
 def _unscaled(r: dict[str, Any]) -> str:
@@ -153,6 +187,9 @@ def main() -> None:
     ap.add_argument("--database", default=None, help="SQLAlchemy URL (default: the configured database)")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     ap.add_argument("--tables", type=Path, default=None, help="export table files here (default: NAS_HOME/latency)")
+    ap.add_argument("--rescore", type=Path, default=None,
+                    help="refit the calibration of an earlier --json run's rows and score them again (no new "
+                         "measurements; needs that run's --database)")
     ap.add_argument("--render", type=Path, nargs="+", default=None,
                     help="only print the table from earlier --json outputs (runs split to share the CPU)")
     args = ap.parse_args()
@@ -160,6 +197,12 @@ def main() -> None:
         print(render([row for path in args.render for row in json.loads(path.read_text())]))
         return
     url = resolve_url(args.database)
+    if args.rescore:
+        rows = [rescore(row, args.device, url) for row in json.loads(args.rescore.read_text())]
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1))
+        print(render(rows))
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for space in args.spaces.split(","):

@@ -9,7 +9,7 @@ import pytest
 
 from nas.cost import estimate
 from nas.errors import LatencyError
-from nas.latency import Calibration, LatencyPredictor, calibrate, fit_calibration, fit_line, network_keys
+from nas.latency import Calibration, LatencyPredictor, calibrate, fit_calibration, fit_ratio, network_keys
 from nas.spaces import load_space
 from tests.latency_support import QUICK_ORT, sqlite_url, tiny_space
 
@@ -20,35 +20,43 @@ def _predictor(arch_keys: list[str], per_part: float = 1.0, overhead: float = 0.
     return LatencyPredictor("p", "f", entries, calibrations or [])
 
 
-def test_a_line_through_exact_points_is_recovered() -> None:
-    slope, intercept = fit_line([1.0, 2.0, 4.0], [2.5, 4.5, 8.5])
-    assert (slope, intercept) == (pytest.approx(2.0), pytest.approx(0.5))
+def test_the_ratio_through_the_call_overhead_is_recovered() -> None:
+    assert fit_ratio([1.0, 2.0, 4.0], [2.1, 4.1, 8.1], overhead_ms=0.1) == pytest.approx(2.0)
 
 
 def test_the_fit_minimises_relative_error_so_small_networks_are_not_sacrificed() -> None:
-    xs, ys = [1.0, 2.0, 10.0, 10.0], [1.0, 2.0, 9.0, 11.5]
-    slope, intercept = fit_line(xs, ys)
-    assert abs((slope * 1 + intercept) - 1.0) < 0.05  # within 5% on the small network
+    xs, ys = [1.0, 2.0, 10.0, 10.0], [1.0, 2.0, 9.0, 12.5]
+    assert abs(fit_ratio(xs, ys) * 1 - 1.0) < 0.05  # within 5% on the small network
 
 
-def test_one_point_gives_an_offset_and_degenerate_points_a_ratio() -> None:
-    assert fit_line([2.0], [3.0]) == (1.0, 1.0)
-    slope, intercept = fit_line([2.0, 2.0], [3.0, 3.0])
-    assert slope == pytest.approx(1.5) and intercept == 0.0
+def test_one_point_gives_its_own_ratio_and_no_point_is_an_error() -> None:
+    assert fit_ratio([2.0], [3.1], overhead_ms=0.1) == pytest.approx(1.5)
     with pytest.raises(LatencyError):
-        fit_line([], [])
+        fit_ratio([], [])
+    with pytest.raises(LatencyError, match="above the call overhead"):
+        fit_ratio([2.0], [0.05], overhead_ms=0.1)
+
+
+def test_the_intercept_is_the_measured_call_overhead_not_a_fitted_constant() -> None:
+    """A fitted intercept extrapolated to networks smaller than every calibration network (ShuffleNet at
+    128: +0.32 ms, a 0.99 ms network predicted 50% high); the overhead is measured, so it is pinned."""
+    sums, noise = [2.0, 4.0, 6.0, 8.0, 10.0, 3.0], [0.1, -0.1, 0.2, -0.2, 0.1, 0.15]
+    points = [[f"n{i}", x, 1.05 * x + 0.02 + e, 0.4 * x] for i, (x, e) in enumerate(zip(sums, noise, strict=True))]
+    cal = fit_calibration(points, "s", 128, overhead_ms=0.02)
+    assert cal.intercept_ms == 0.02
+    assert cal.apply(0.5, 0.2) == pytest.approx(1.05 * 0.5 + 0.02, rel=0.05)  # far below every point
 
 
 def test_the_weights_term_is_used_only_when_it_predicts_held_out_networks_better() -> None:
     sums, weights = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [0.5, 2.0, 1.0, 3.0, 1.5, 2.5]
     on_a_line = [[f"n{i}", x, 1.2 * x + 0.1, w] for i, (x, w) in enumerate(zip(sums, weights, strict=True))]
-    plain = fit_calibration(on_a_line, "s", 224)
+    plain = fit_calibration(on_a_line, "s", 224, overhead_ms=0.1)
     assert plain.ms_per_mparam == 0.0 and plain.slope == pytest.approx(1.2)
     streaming = [[f"n{i}", x, 1.1 * x + 0.3 * w + 0.1, w] for i, (x, w) in enumerate(zip(sums, weights, strict=True))]
-    cal = fit_calibration(streaming, "s", 224)
+    cal = fit_calibration(streaming, "s", 224, overhead_ms=0.1)
     assert (cal.slope, cal.ms_per_mparam, cal.intercept_ms) == (pytest.approx(1.1), pytest.approx(0.3),
                                                                 pytest.approx(0.1))
-    assert fit_calibration(streaming[:4], "s", 224).ms_per_mparam == 0.0  # too few networks for three terms
+    assert fit_calibration(streaming[:4], "s", 224, overhead_ms=0.1).ms_per_mparam == 0.0  # too few networks
 
 
 def test_prediction_is_the_calibrated_sum_of_entries_net_of_the_call_overhead() -> None:
@@ -98,12 +106,13 @@ def test_predicting_any_member_of_a_space_takes_well_under_a_millisecond() -> No
     assert per_prediction < 0.5e-3
 
 
-def test_calibrating_on_a_few_small_networks_fits_and_stores_the_line(tmp_path: Path) -> None:
+def test_calibrating_on_a_few_small_networks_fits_and_stores_the_ratio(tmp_path: Path) -> None:
     url, space = sqlite_url(tmp_path), tiny_space(tmp_path)
     cal = calibrate(QUICK_ORT, space, 96, networks=4, database_url=url)
     assert cal.scope == "tiny" and cal.resolution == 96 and len(cal.points) == 4 and cal.slope > 0
     predictor = LatencyPredictor.from_database(QUICK_ORT, database_url=url)
     assert {(c.scope, c.resolution) for c in predictor.calibrations} == {("tiny", 96), ("*", 96)}
+    assert cal.intercept_ms == pytest.approx(predictor.overhead_ms) and cal.intercept_ms > 0
     for arch_hash, table_sum, measured, weights in cal.points:
         assert cal.apply(table_sum, weights) == pytest.approx(measured, rel=0.5), arch_hash
     arch = space.sample(seed=1_000_000)  # the first calibration network

@@ -7,7 +7,7 @@ and prediction never needs them.
 from __future__ import annotations
 
 from nas.latency._cache import latest_median as cached_median
-from nas.latency._calibration import Calibration, fit_calibration, fit_line
+from nas.latency._calibration import Calibration, fit_calibration, fit_ratio
 from nas.latency._fingerprint import fingerprint, fingerprint_info, hardware_info
 from nas.latency._lut import (
     CALIBRATION_SEED,
@@ -55,7 +55,7 @@ __all__ = [
     "fingerprint",
     "fingerprint_info",
     "fit_calibration",
-    "fit_line",
+    "fit_ratio",
     "hardware_info",
     "list_profiles",
     "load_profile",

@@ -215,11 +215,11 @@ def calibrate(profile: str | DeviceProfile, space: str | SearchSpace, resolution
                             progress=(lambda d, n: progress("networks", d, n)) if progress else None)
     points: list[list[Any]] = [[a.hash, predictor.table_sum(a), m.stats.median_ms, predictor.weights_m(a)]
                                for a, m in zip(archs, measured, strict=True)]
-    cal = fit_calibration(points, sp.name, resolution)
+    cal = fit_calibration(points, sp.name, resolution, predictor.overhead_ms)
     _store(url, prof.name, fp, cal)
     every = [p for c in _cache.get_calibrations(url, prof.name, fp)
              if c["resolution"] == resolution and c["scope"] != ANY_SPACE for p in c["points"]]
-    _store(url, prof.name, fp, fit_calibration(every, ANY_SPACE, resolution))
+    _store(url, prof.name, fp, fit_calibration(every, ANY_SPACE, resolution, predictor.overhead_ms))
     return cal
 
 
