@@ -32,7 +32,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from nas.arch import load_architecture
+from nas.arch import load_architecture, parse_architecture
 from nas.data import DatasetSpec, load_dataset
 from nas.latency import measure
 from nas.proxies import TrainRecipe, train_and_evaluate
@@ -91,15 +91,12 @@ def run_seed(seed: int, args: argparse.Namespace, db: str, workdir: Path) -> tup
                "p90": a.get("latency_p90_ms"), "reward": a.get("reward"), "seconds": time.perf_counter() - start,
                "feasible_acc": best_feasible.user_attrs["accuracy"] if best_feasible else None,
                "arch": a.get("arch_string"), "top5": top_rewards(complete, 5)}
-        if best and a.get("latency_source") != "measured":  # the winner's latency is always measured
-            from nas.arch import parse_architecture
-
-            m = measure(parse_architecture(a["architecture"]), "cpu-ort-1t", database_url=db).stats
-            row.update(predicted=a.get("latency_ms"), latency=m.median_ms, p10=m.p10_ms, p90=m.p90_ms)
         if best:
-            from nas.arch import parse_architecture
-
-            row["retrained"] = retrain(parse_architecture(a["architecture"]), data, recipe, args.retrain)
+            winner = parse_architecture(a["architecture"])
+            if a.get("latency_source") != "measured":  # the winner's latency is always measured
+                m = measure(winner, "cpu-ort-1t", database_url=db).stats
+                row.update(predicted=a.get("latency_ms"), latency=m.median_ms, p10=m.p10_ms, p90=m.p90_ms)
+            row["retrained"] = retrain(winner, data, recipe, args.retrain)
         rows.append(row)
     return target, rows
 
