@@ -123,7 +123,8 @@ def scores(predicted: list[float], measured: list[float], second: list[float], r
 
 def _calibration(predictor: LatencyPredictor, space: str, resolution: int) -> dict[str, Any]:
     cal = predictor.calibration_for(space, resolution)
-    return {"slope": cal.slope, "intercept_ms": cal.intercept_ms, "ms_per_mparam": cal.ms_per_mparam,
+    return {"model": cal.model, "slope": cal.slope, "intercept_ms": cal.intercept_ms,
+            "ms_per_mparam": cal.ms_per_mparam, "slope_per_mparam": cal.slope_per_mparam,
             "networks": len(cal.points)}
 
 

@@ -59,6 +59,28 @@ def test_the_weights_term_is_used_only_when_it_predicts_held_out_networks_better
     assert fit_calibration(streaming[:4], "s", 224, overhead_ms=0.1).ms_per_mparam == 0.0  # too few networks
 
 
+def test_networks_whose_weights_slow_every_kernel_get_the_contention_model() -> None:
+    """Seen on a CPU with large shared caches: networks with many weights ran 10-17% slower than their
+    table sum, small ones faster; a ratio or a once-per-inference streaming term cannot fit both ends."""
+    sums, weights = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 2.5, 4.5], [1.0, 2.5, 1.5, 6.0, 3.0, 7.0, 5.0, 1.2]
+    crowded = [[f"n{i}", x, (0.9 + 0.05 * w) * x + 0.01, w] for i, (x, w) in enumerate(zip(sums, weights, strict=True))]
+    cal = fit_calibration(crowded, "s", 224, overhead_ms=0.01)
+    assert cal.model == "contention" and cal.uses_weights
+    assert (cal.slope, cal.slope_per_mparam, cal.ms_per_mparam) == (pytest.approx(0.9), pytest.approx(0.05), 0.0)
+    assert cal.apply(10.0, 8.0) == pytest.approx(1.3 * 10.0 + 0.01)  # beyond every calibration network
+    assert Calibration.from_dict(cal.to_dict()) == cal
+    older = {k: v for k, v in cal.to_dict().items() if k != "slope_per_mparam"}  # stored before the model existed
+    assert Calibration.from_dict(older).model == "ratio"
+
+
+def test_a_richer_model_that_fits_noise_is_refused() -> None:
+    """On points that lie on a ratio up to noise, neither two-term model lowers the leave-one-out error."""
+    sums, weights = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [0.5, 2.0, 1.0, 3.0, 1.5, 2.5]
+    noise = [0.01, -0.012, 0.008, -0.01, 0.011, -0.009]
+    noisy = [[f"n{i}", x, 1.2 * x * (1 + e), w] for i, (x, w, e) in enumerate(zip(sums, weights, noise, strict=True))]
+    assert fit_calibration(noisy, "s", 224).model == "ratio"
+
+
 def test_prediction_is_the_calibrated_sum_of_entries_net_of_the_call_overhead() -> None:
     arch = load_space("mobilenetv3-small").sample(seed=0)
     keys = network_keys(arch)
@@ -118,3 +140,20 @@ def test_calibrating_on_a_few_small_networks_fits_and_stores_the_ratio(tmp_path:
     arch = space.sample(seed=1_000_000)  # the first calibration network
     assert predictor.predict(arch) == pytest.approx(cal.apply(cal.points[0][1], cal.points[0][3]))
     assert cal.points[0][3] == pytest.approx(estimate(arch).total.params / 1e6)
+
+
+def test_a_database_from_before_the_contention_model_gains_its_column(tmp_path: Path) -> None:
+    """The cache tables are made by ``create_all``, which never alters a table: the column is added once."""
+    from sqlalchemy import text
+
+    from nas.latency import _cache
+    from nas.storage import engine_for
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    _cache.ensure_tables(url)
+    with engine_for(url).begin() as conn:  # the table as it was before 2026-11-28
+        conn.execute(text("ALTER TABLE latency_calibrations_v2 DROP COLUMN slope_per_mparam"))
+    _cache.ensure_tables.cache_clear()  # a new process
+    _cache.put_calibration(url, "p", "f", "s", 224, slope=1.1, intercept_ms=0.01, points=[], slope_per_mparam=0.05)
+    (stored,) = _cache.get_calibrations(url, "p", "f")
+    assert Calibration.from_dict(stored).model == "contention" and stored["slope_per_mparam"] == 0.05

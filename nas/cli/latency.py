@@ -86,8 +86,9 @@ def predict(
     data = {"name": name_or_file, "arch_hash": arch.hash, "profile": predictor.profile,
             "fingerprint": predictor.fingerprint, "resolution": res, "predicted_ms": predicted,
             "table_sum_ms": predictor.table_sum(arch, res), "overhead_ms": predictor.overhead_ms,
-            "calibration": {"scope": cal.scope, "slope": cal.slope, "intercept_ms": cal.intercept_ms,
-                            "ms_per_mparam": cal.ms_per_mparam, "networks": len(cal.points)},
+            "calibration": {"scope": cal.scope, "model": cal.model, "slope": cal.slope,
+                            "intercept_ms": cal.intercept_ms, "ms_per_mparam": cal.ms_per_mparam,
+                            "slope_per_mparam": cal.slope_per_mparam, "networks": len(cal.points)},
             "calibrated": bool(cal.points), "parts_timed_now": timed, "predict_us": elapsed_us}
     if as_json:
         print_json(data)
@@ -125,8 +126,9 @@ def profile(
         print_json(data)
         return
     cal = report.calibration
-    data["calibration"] = (f"measured ~ {cal.slope:.4f} x table_sum + {cal.ms_per_mparam:.4f} ms/M x weights "
-                           f"+ {cal.intercept_ms:.4f} ms ({len(cal.points)} networks)" if cal else "none")
+    data["calibration"] = (f"{cal.model}: measured ~ ({cal.slope:.4f} + {cal.slope_per_mparam:.4f}/M x weights) "
+                           f"x table_sum + {cal.ms_per_mparam:.4f} ms/M x weights + {cal.intercept_ms:.4f} ms "
+                           f"({len(cal.points)} networks)" if cal else "none")
     data["failed"] = len(report.failed)
     _show(f"latency table {report.space} on {report.profile} at {report.resolution}", data,
           ["entries", "measured", "reused", "failed", "seconds", "calibration", "fingerprint", "file"])

@@ -86,8 +86,9 @@ class LatencyTableEntryRow(_Stats, Base):
 
 
 class LatencyCalibrationRow(Base):
-    """``measured ~ slope * table_sum + ms_per_mparam * weights_m + intercept`` fitted on a few measured
-    networks of one space (``scope``) or of every space (``scope == "*"``) at one resolution."""
+    """``measured ~ (slope + slope_per_mparam * weights_m) * table_sum + ms_per_mparam * weights_m + intercept``
+    fitted on a few measured networks of one space (``scope``) or of every space (``scope == "*"``) at one
+    resolution (``nas.latency._calibration``)."""
 
     __tablename__ = f"latency_calibrations_v{SCHEMA}"
     __table_args__ = (UniqueConstraint("profile", "fingerprint", "scope", "resolution",
@@ -101,6 +102,7 @@ class LatencyCalibrationRow(Base):
     slope: Mapped[float] = mapped_column(Float)
     intercept_ms: Mapped[float] = mapped_column(Float)
     ms_per_mparam: Mapped[float] = mapped_column(Float, default=0.0)
+    slope_per_mparam: Mapped[float | None] = mapped_column(Float, nullable=True, default=0.0)  # added 2026-11-28
     points: Mapped[list[list[Any]]] = mapped_column(JSON, doc="[arch_hash, table_sum_ms, measured_ms, weights_m]")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
@@ -122,7 +124,33 @@ class LatencyCanaryRow(Base):
 @lru_cache(maxsize=16)
 def ensure_tables(url: str) -> str:
     create_tables(url)
+    _add_missing_columns(url)
     return url
+
+
+# Columns added to a cache table after databases with it existed: ``create_all`` never alters a table.
+_ADDED_COLUMNS = {LatencyCalibrationRow.__tablename__: {"slope_per_mparam": "FLOAT"}}
+
+
+def _add_missing_columns(url: str) -> None:
+    """Once per process and URL (``ensure_tables`` is cached); another process adding the same column at the
+    same moment is fine."""
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import DBAPIError
+
+    from nas.storage import engine_for
+
+    engine = engine_for(url)
+    for table, columns in _ADDED_COLUMNS.items():
+        for name, ddl in columns.items():
+            if name in {c["name"] for c in inspect(engine).get_columns(table)}:
+                continue
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+            except DBAPIError:
+                if name not in {c["name"] for c in inspect(engine).get_columns(table)}:
+                    raise
 
 
 def get_measurement(url: str, arch_hash: str, resolution: int, profile: str, fingerprint: str
@@ -188,11 +216,13 @@ def get_calibrations(url: str, profile: str, fingerprint: str) -> list[dict[str,
     with session_scope(ensure_tables(url)) as s:
         rows = s.scalars(select(LatencyCalibrationRow).filter_by(profile=profile, fingerprint=fingerprint))
         return [{"scope": r.scope, "resolution": r.resolution, "slope": r.slope, "intercept_ms": r.intercept_ms,
-                 "ms_per_mparam": r.ms_per_mparam or 0.0, "points": r.points} for r in rows]
+                 "ms_per_mparam": r.ms_per_mparam or 0.0, "slope_per_mparam": r.slope_per_mparam or 0.0,
+                 "points": r.points} for r in rows]
 
 
 def put_calibration(url: str, profile: str, fingerprint: str, scope: str, resolution: int, *, slope: float,
-                    intercept_ms: float, points: list[list[Any]], ms_per_mparam: float = 0.0) -> None:
+                    intercept_ms: float, points: list[list[Any]], ms_per_mparam: float = 0.0,
+                    slope_per_mparam: float = 0.0) -> None:
     with session_scope(ensure_tables(url)) as s:
         row = s.scalars(select(LatencyCalibrationRow).filter_by(
             profile=profile, fingerprint=fingerprint, scope=scope, resolution=resolution)).first()
@@ -201,7 +231,7 @@ def put_calibration(url: str, profile: str, fingerprint: str, scope: str, resolu
                                         resolution=resolution)
             s.add(row)
         row.slope, row.intercept_ms, row.points, row.created_at = slope, intercept_ms, points, _now()
-        row.ms_per_mparam = ms_per_mparam
+        row.ms_per_mparam, row.slope_per_mparam = ms_per_mparam, slope_per_mparam
 
 
 _CANARY_REFS: dict[tuple[str, str, str], float] = {}  # a reference never changes once stored

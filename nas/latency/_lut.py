@@ -225,7 +225,8 @@ def calibrate(profile: str | DeviceProfile, space: str | SearchSpace, resolution
 
 def _store(url: str, profile: str, fp: str, cal: Calibration) -> None:
     _cache.put_calibration(url, profile, fp, cal.scope, cal.resolution, slope=cal.slope,
-                           intercept_ms=cal.intercept_ms, ms_per_mparam=cal.ms_per_mparam, points=cal.points)
+                           intercept_ms=cal.intercept_ms, ms_per_mparam=cal.ms_per_mparam,
+                           slope_per_mparam=cal.slope_per_mparam, points=cal.points)
 
 
 def build_table(profile: str | DeviceProfile, space: str | SearchSpace, resolution: int | None = None, *,

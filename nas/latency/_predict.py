@@ -83,7 +83,7 @@ class LatencyPredictor:
         """Predicted latency in ms at ``resolution`` (default: the network's deployment resolution)."""
         res = resolution or arch.resolution
         cal = self.calibration_for(arch.space, res)
-        weights = self.weights_m(arch, res) if cal.ms_per_mparam else 0.0
+        weights = self.weights_m(arch, res) if cal.uses_weights else 0.0
         return cal.apply(self.table_sum(arch, res), weights)
 
     def breakdown(self, arch: Architecture, resolution: int | None = None) -> list[tuple[str, float]]:
