@@ -12,12 +12,18 @@ what the machine can serve rather than what a client waits in normal use. Latenc
 Phase 2: --burst POSTs at once (searches with a zero time budget: each is stored, queued, picked up by
 the worker, opens its Optuna study and finishes); waits until every one is in a final state. Reports
 5xx counts and anything lost. Phase 1's searches are cancelled (queued -> cancelled) at the end.
+
+The load generator shares the machine with what it measures, so its own cost is part of the result:
+``--client raw`` (default) speaks HTTP/1.1 with keep-alive over plain asyncio streams (what wrk or k6
+do in compiled code), ``--client httpx`` uses httpx's AsyncClient, as the CLI does. The table reports the
+CPU milliseconds per request of the load generator and of the API processes, so the two can be compared.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import signal
@@ -29,6 +35,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import psutil
 from rich.console import Console
 from rich.table import Table
 
@@ -46,45 +53,123 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def client_loop(base: str, token: str, until: float, lat: dict[str, list[float]], codes: list[int],
-                      ids: list[str], poll: float, polls: int) -> None:
+class RawClient:
+    """One keep-alive HTTP/1.1 connection on asyncio streams: a few microseconds of CPU per request, so
+    the load generator takes little of the CPU it is measuring. Any transport error closes the
+    connection (the next request reconnects) and is reported to the caller as ``OSError``."""
+
+    def __init__(self, base: str, token: str) -> None:
+        self.host, self.port = base.removeprefix("http://").split(":")
+        self.auth = f"Authorization: Bearer {token}\r\nHost: {self.host}:{self.port}\r\n"
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        try:
+            if self.streams is None:
+                self.streams = await asyncio.open_connection(self.host, int(self.port))
+            reader, writer = self.streams
+            head = f"{method} {path} HTTP/1.1\r\n{self.auth}"
+            if body:
+                head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            writer.write(head.encode() + b"\r\n" + body)
+            response = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
+            status = int(response[9:12])
+            length = next((int(line.split(":", 1)[1]) for line in response.split("\r\n")
+                           if line.startswith("content-length:")), None)
+            if length is None:
+                raise OSError(f"response without Content-Length: {response[:200]!r}")
+            payload = await reader.readexactly(length)
+            if "connection: close" in response:
+                await self.close()
+            return status, payload
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+            await self.close()
+            raise OSError(str(exc)) from exc
+
+    async def close(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+            self.streams = None
+
+
+class HttpxClient:
+    """The same interface over httpx (what the CLI uses), for comparing load generators."""
+
+    def __init__(self, base: str, token: str) -> None:
+        self.client = httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        try:
+            r = await self.client.request(method, path, content=body or None,
+                                          headers={"Content-Type": "application/json"} if body else None)
+        except httpx.HTTPError as exc:
+            raise OSError(str(exc)) from exc
+        return r.status_code, r.content
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+CLIENTS: dict[str, type[RawClient] | type[HttpxClient]] = {"raw": RawClient, "httpx": HttpxClient}
+SPEC_BODY = json.dumps(SPEC).encode()
+
+
+async def client_loop(make: type[RawClient] | type[HttpxClient], base: str, token: str, until: float,
+                      lat: dict[str, list[float]], codes: list[int], ids: list[str], poll: float, polls: int) -> None:
     """One client: submit a search, then poll its status ``polls`` times every ``poll`` seconds (what
     ``nas status --watch`` does, every 2 s by default); with ``poll == 0`` it fires back-to-back."""
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
+    c = make(base, token)
+    try:
         await asyncio.sleep(random.uniform(0, poll * polls))  # spread over one cycle: no thundering herd
         while time.monotonic() < until:
             t0 = time.perf_counter()
             try:
-                r = await c.post("/searches", json=SPEC)
-            except httpx.HTTPError:  # counted as a server failure, never hidden
+                status, body = await c.request("POST", "/searches", SPEC_BODY)
+            except OSError:  # counted as a server failure, never hidden
                 codes.append(599)
                 continue
             lat["POST /searches"].append(time.perf_counter() - t0)
-            codes.append(r.status_code)
-            if r.status_code != 202:
+            codes.append(status)
+            if status != 202:
                 continue
-            ids.append(r.json()["id"])
+            ids.append(json.loads(body)["id"])
             for _ in range(polls):
                 if poll:
                     await asyncio.sleep(poll)
                 t0 = time.perf_counter()
                 try:
-                    g = await c.get(f"/searches/{ids[-1]}")
-                except httpx.HTTPError:
+                    status, _ = await c.request("GET", f"/searches/{ids[-1]}")
+                except OSError:
                     codes.append(599)
                     continue
                 lat["GET /searches/{id}"].append(time.perf_counter() - t0)
-                codes.append(g.status_code)
+                codes.append(status)
+    finally:
+        await c.close()
 
 
-async def phase1(base: str, token: str, clients: int, seconds: float, poll: float,
-                 polls: int) -> tuple[dict[str, list[float]], list[int], list[str]]:
+async def phase1(make: type[RawClient] | type[HttpxClient], base: str, token: str, clients: int, seconds: float,
+                 poll: float, polls: int) -> tuple[dict[str, list[float]], list[int], list[str]]:
     lat: dict[str, list[float]] = {"POST /searches": [], "GET /searches/{id}": []}
     codes: list[int] = []
     ids: list[str] = []
     until = time.monotonic() + seconds
-    await asyncio.gather(*(client_loop(base, token, until, lat, codes, ids, poll, polls) for _ in range(clients)))
+    await asyncio.gather(*(client_loop(make, base, token, until, lat, codes, ids, poll, polls)
+                           for _ in range(clients)))
     return lat, codes, ids
+
+
+def cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
+    """CPU time of the API: its process and every worker process it started."""
+    try:
+        root = psutil.Process(proc.pid)
+        total = 0.0
+        for p in [root, *root.children(recursive=True)]:
+            times = p.cpu_times()
+            total += times.user + times.system
+        return total
+    except psutil.NoSuchProcess:
+        return float("nan")
 
 
 async def burst(base: str, token: str, n: int) -> tuple[list[int], list[str]]:
@@ -133,6 +218,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between a watching client's status polls")
     parser.add_argument("--api-workers", type=int, default=2, help="uvicorn worker processes (`nas serve --workers`)")
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="raw", help="load generator's HTTP client")
     args = parser.parse_args()
     import psycopg
     import redis
@@ -159,13 +245,16 @@ def main() -> None:
         token_record, token = create_token(url, "load")
         console.print(f"API at {base}; phase 1 ...")
         # Warm-up, not measured: each API process imports Celery and opens its pools on its first requests.
-        asyncio.run(phase1(base, token, 8, 3.0, 0.0, 1))
+        make = CLIENTS[args.client]
+        asyncio.run(phase1(make, base, token, 8, 3.0, 0.0, 1))
         runs = {}
         for label, poll, polls in (("watching", args.poll, 5), ("back-to-back", 0.0, 1)):
             console.print(f"  {label} ...")
-            t0 = time.perf_counter()
-            lat, codes, ids = asyncio.run(phase1(base, token, args.clients, args.seconds, poll, polls))
-            runs[label] = (lat, codes, ids, time.perf_counter() - t0)
+            t0, own0, api0 = time.perf_counter(), time.process_time(), cpu_seconds(api)
+            lat, codes, ids = asyncio.run(phase1(make, base, token, args.clients, args.seconds, poll, polls))
+            requests = max(1, sum(len(v) for v in lat.values()))
+            cpu = ((time.process_time() - own0) * 1000 / requests, (cpu_seconds(api) - api0) * 1000 / requests)
+            runs[label] = (lat, codes, ids, time.perf_counter() - t0, cpu)
         codes = [c for run in runs.values() for c in run[1]]
         ids = [i for run in runs.values() for i in run[2]]
         console.print(f"phase 1 done: {len(codes)} responses; cancelling {len(ids)} searches, phase 2 ...")
@@ -206,14 +295,16 @@ def main() -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     table = Table(title=f"phase 1: {args.clients} concurrent clients, {args.seconds:g} s each way "
                         f"(API: {args.api_workers} uvicorn processes; watching = submit, then poll every "
-                        f"{args.poll:g} s)")
-    for col in ("clients", "endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms"):
+                        f"{args.poll:g} s; load generator: {args.client} client)")
+    for col in ("clients", "endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms",
+                "CPU ms/req: client / API"):
         table.add_column(col, justify="right")
-    for label, (lat, _, _, wall) in runs.items():
+    for label, (lat, _, _, wall, (client_cpu, api_cpu)) in runs.items():
         for endpoint, values in lat.items():
             table.add_row(label, endpoint, str(len(values)), f"{len(values) / wall:.0f}",
                           f"{statistics.median(values) * 1000:.1f}", f"{pct(values, .95):.1f}",
-                          f"{pct(values, .99):.1f}", f"{max(values) * 1000:.1f}")
+                          f"{pct(values, .99):.1f}", f"{max(values) * 1000:.1f}",
+                          f"{client_cpu:.2f} / {api_cpu:.2f}")
     console.print(table)
     errors = sum(c >= 500 for c in codes + burst_codes)  # 599: the connection failed
     statuses: dict[str, int] = {}

@@ -3,10 +3,13 @@
 Samples ``--n`` architectures from a space, proxy-trains each on digits with one fixed short recipe,
 scores each with synflow, NASWOT and grad-norm (and MACs/params as baselines), and prints a markdown
 table. ``--repeats 2`` also trains every network with a second seed: the seed-to-seed rank correlation
-is the ceiling any proxy can reach against this noisy ground truth.
+is the ceiling any proxy can reach against this noisy ground truth. ``--long-epochs E`` also trains
+every network once for E epochs (seed 0): does the short proxy recipe rank networks the way longer
+training does, and do the zero-cost scores?
 
     flock /tmp/nas-cpu.lock python benchmarks/zero_cost_proxies.py            # default: ~10-15 min, 2 cores
     python benchmarks/zero_cost_proxies.py --n 6 --epochs 1 --repeats 1        # smoke run
+    flock /tmp/nas-cpu.lock python benchmarks/zero_cost_proxies.py --long-epochs 15   # + the longer-training check
 """
 
 from __future__ import annotations
@@ -33,12 +36,12 @@ def _init_worker(resolution: int) -> None:
     _DATA = load_dataset(DatasetSpec(resolution=resolution))
 
 
-def _evaluate(job: tuple[int, dict[str, Any], dict[str, Any], int, int]) -> dict[str, Any]:
+def _evaluate(job: tuple[int, dict[str, Any], dict[str, Any], int, int, int]) -> dict[str, Any]:
     from nas.arch import parse_architecture
     from nas.cost import estimate
     from nas.proxies import ZERO_COST_PROXIES, TrainRecipe, train_and_evaluate, zero_cost_score
 
-    index, arch_doc, recipe_doc, repeats, proxy_batch = job
+    index, arch_doc, recipe_doc, repeats, proxy_batch, long_epochs = job
     arch = parse_architecture(arch_doc)
     cost = estimate(arch).total
     row: dict[str, Any] = {"index": index, "hash": arch.hash, "macs": float(cost.macs), "params": float(cost.params)}
@@ -51,6 +54,11 @@ def _evaluate(job: tuple[int, dict[str, Any], dict[str, Any], int, int]) -> dict
         result = train_and_evaluate(arch, _DATA, recipe)
         row[f"acc{r}"] = result.accuracy
         row[f"train_s{r}"] = result.train_seconds
+    if long_epochs:
+        recipe = TrainRecipe.model_validate({**recipe_doc, "epochs": long_epochs, "seed": 0, "threads": 1,
+                                             "device": "cpu"})
+        result = train_and_evaluate(arch, _DATA, recipe)
+        row["acc_long"], row["train_s_long"] = result.accuracy, result.train_seconds
     return row
 
 
@@ -75,6 +83,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="training seeds per network (2 adds a ceiling)")
     parser.add_argument("--proxy-batch", type=int, default=64, help="minibatch for NASWOT and grad-norm")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--long-epochs", type=int, default=0,
+                        help="also train each network once for this many epochs and rank against that")
     args = parser.parse_args()
 
     from nas.proxies import ZERO_COST_PROXIES, TrainRecipe
@@ -89,8 +99,8 @@ def main() -> None:
             seen.add(arch.hash)
             archs.append(arch)
     recipe = TrainRecipe(epochs=args.epochs, resolution=args.resolution)
-    jobs = [(i, a.model_dump(mode="json"), recipe.model_dump(mode="json"), args.repeats, args.proxy_batch)
-            for i, a in enumerate(archs)]
+    jobs = [(i, a.model_dump(mode="json"), recipe.model_dump(mode="json"), args.repeats, args.proxy_batch,
+             args.long_epochs) for i, a in enumerate(archs)]
     start = time.perf_counter()
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_init_worker,
                              initargs=(args.resolution,)) as pool:
@@ -124,6 +134,28 @@ def main() -> None:
     if args.repeats >= 2:
         rho, lo, hi = spearman([r["acc0"] for r in rows], [r["acc1"] for r in rows])
         print(f"| training seed 0 vs seed 1 (ceiling) | {rho:+.3f} | [{lo:+.2f}, {hi:+.2f}] | {train_s:.1f} s |")
+    if args.long_epochs:
+        long_acc = [r["acc_long"] for r in rows]
+        long_s = statistics.fmean(r["train_s_long"] for r in rows)
+        print()
+        print(f"Against {args.long_epochs}-epoch training (seed 0; accuracy min/median/max {min(long_acc):.3f}/"
+              f"{statistics.median(long_acc):.3f}/{max(long_acc):.3f}, {long_s:.1f} s per network):")
+        print()
+        print(f"| ranking by | Spearman rho vs {args.long_epochs}-epoch accuracy | 95% CI |")
+        print("|---|---|---|")
+        candidates = [(f"proxy accuracy ({args.epochs} epochs, seed 0)", [r["acc0"] for r in rows])]
+        if args.repeats >= 2:
+            candidates.append((f"proxy accuracy ({args.epochs} epochs, mean of {args.repeats} seeds)", acc))
+        candidates += [(name, [r[name] for r in rows]) for name in (*ZERO_COST_PROXIES, "macs", "params")]
+        for label, values in candidates:
+            rho, lo, hi = spearman(values, long_acc)
+            print(f"| {label} | {rho:+.3f} | [{lo:+.2f}, {hi:+.2f}] |")
+        top = max(range(len(rows)), key=lambda i: acc[i])
+        rank_long = sorted(long_acc, reverse=True).index(long_acc[top]) + 1
+        print()
+        print(f"The proxy's best network ranks {rank_long} of {len(rows)} after {args.epochs}-to-{args.long_epochs}"
+              f" epochs ({acc[top]:.3f} -> {long_acc[top]:.3f}; the best after {args.long_epochs} epochs: "
+              f"{max(long_acc):.3f}).")
     print()
     print(f"Proxy training itself: {train_s:.1f} s per network and seed on average.")
 

@@ -70,10 +70,6 @@ class TokenRow(ServiceBase):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     @classmethod
-    def by_hash(cls, s: Session, token_hash: str) -> TokenRow | None:
-        return s.scalars(select(cls).where(cls.token_hash == token_hash)).first()
-
-    @classmethod
     def by_name(cls, s: Session, name: str) -> TokenRow | None:
         return s.scalars(select(cls).where(cls.name == name)).first()
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Row, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -79,7 +79,8 @@ class SearchRecord:
     finished_at: datetime | None
 
     @classmethod
-    def of(cls, row: SearchRow) -> SearchRecord:
+    def of(cls, row: SearchRow | Row[Any]) -> SearchRecord:
+        """From an ORM row or a plain result row with the same columns (the API's reads skip the ORM)."""
         values = {f.name: getattr(row, f.name) for f in fields(cls)}
         values["status"] = SearchStatus(row.status)
         for key in ("created_at", "updated_at", "started_at", "finished_at"):
@@ -110,7 +111,7 @@ class TokenRecord:
     created_at: datetime
 
     @classmethod
-    def of(cls, row: TokenRow) -> TokenRecord:
+    def of(cls, row: TokenRow | Row[Any]) -> TokenRecord:
         return cls(id=row.id, name=row.name, prefix=row.prefix, created_at=_utc(row.created_at))
 
 
@@ -144,14 +145,17 @@ def create_search(url: str, spec: SearchSpec, owner_id: str | None) -> SearchRec
 def get_search(url: str, search_id: str, owner_id: str | None = None) -> SearchRecord:
     """``owner_id`` None reads any search (workers); otherwise another owner's search is 'not found',
     so ids of other people's searches cannot be probed."""
-    with session_scope(ensure_schema(url)) as s:
-        return SearchRecord.of(_owned(s, search_id, owner_id))
+    with session_scope(ensure_schema(url), readonly=True) as s:
+        row = s.execute(select(*SearchRow.__table__.c).where(SearchRow.id == search_id)).first()
+        if row is None or (owner_id is not None and row.owner_id != owner_id):
+            raise NotFoundError("search", search_id)
+        return SearchRecord.of(row)
 
 
 def list_searches(url: str, owner_id: str | None, status: SearchStatus | str | None = None, offset: int = 0,
                   limit: int = 50) -> tuple[list[SearchRecord], int]:
     """Newest first; returns one page and the total count matching the filter."""
-    with session_scope(ensure_schema(url)) as s:
+    with session_scope(ensure_schema(url), readonly=True) as s:
         query = select(SearchRow)
         if owner_id is not None:
             query = query.where(SearchRow.owner_id == owner_id)
@@ -298,8 +302,8 @@ def authenticate(url: str, token: str) -> TokenRecord | None:
     if not token.startswith(TOKEN_PREFIX):
         return None
     digest = _digest(token)
-    with session_scope(ensure_schema(url)) as s:
-        row = TokenRow.by_hash(s, digest)
+    with session_scope(ensure_schema(url), readonly=True) as s:  # every request: one round trip, no ORM
+        row = s.execute(select(*TokenRow.__table__.c).where(TokenRow.token_hash == digest)).first()
         if row is None or not hmac.compare_digest(row.token_hash, digest):
             return None
         return TokenRecord.of(row)
