@@ -6,10 +6,10 @@
     python benchmarks/latency_predictor.py --rescore runs/lat.json --database URL  # new calibration, same runs
 
 Per space and resolution: build (or reuse) the table and its calibration, sample ``--n`` architectures
-with seeds 0..n-1 (calibration networks use seeds from 1,000,000, so they are disjoint), measure each
-network in two separate fresh processes, predict it, and report the share of predictions within +-10%
-and +-5% of the first measurement, Kendall's tau, the mean absolute error, and the run-to-run spread
-between the two measurements. Every figure is given twice: scaled by the speed canary
+with seeds 0..n-1 (``--first-seed`` moves them; calibration networks use seeds from 1,000,000, so they
+are disjoint), measure each network in two separate fresh processes, predict it, and report the share
+of predictions within +-10% and +-5% of the first measurement, Kendall's tau, the mean absolute error,
+and the run-to-run spread between the two measurements. Every figure is given twice: scaled by the speed canary
 (``nas.latency._canary``, what the product stores) and unscaled (the raw clock of the same runs).
 ``--table lazy`` times only the parts those networks use (same entries,
 same timing, much faster for the ShuffleNet space's ~72,000 parts).
@@ -57,10 +57,10 @@ def _progress(label: str):  # type: ignore[no-untyped-def]
 
 
 def run_one(device: str, space_name: str, resolution: int, n: int, calibration: int, mode: str,
-            url: str, workdir: Path, tables: Path | None) -> dict[str, Any]:
+            url: str, workdir: Path, tables: Path | None, first_seed: int = 0) -> dict[str, Any]:
     space = load_space(space_name)
     label = f"{space_name}@{resolution}"
-    archs = [space.sample(seed=i).with_(resolution=resolution) for i in range(n)]
+    archs = [space.sample(seed=first_seed + i).with_(resolution=resolution) for i in range(n)]
     start = time.perf_counter()
     if mode == "full":
         report = build_table(device, space, resolution, database_url=url, calibration_networks=calibration,
@@ -87,7 +87,7 @@ def run_one(device: str, space_name: str, resolution: int, n: int, calibration: 
     raw2 = [m.conditions.get("raw_median_ms") or m.stats.median_ms for m in second]
     factors = [m.conditions.get("speed_factor", 1.0) for m in first + second]
     return {
-        "space": space_name, "resolution": resolution, "n": n, "mode": mode,
+        "space": space_name, "resolution": resolution, "n": n, "first_seed": first_seed, "mode": mode,
         **scores(predicted, [m.stats.median_ms for m in first], [m.stats.median_ms for m in second], raw1, raw2),
         "speed_factor_range": [min(factors), max(factors)], "predict_us": predict_us,
         "table_seconds": table_s, "table_parts": entries,
@@ -133,7 +133,8 @@ def rescore(row: dict[str, Any], device: str, url: str) -> dict[str, Any]:
     (their measurements come from the database's cache) and the same measured networks: what a change
     of calibration model does, without measuring anything again."""
     space, res = load_space(row["space"]), row["resolution"]
-    archs = [space.sample(seed=i).with_(resolution=res) for i in range(row["n"])]
+    first = row.get("first_seed", 0)
+    archs = [space.sample(seed=first + i).with_(resolution=res) for i in range(row["n"])]
     if [a.hash for a in archs] != [net[0] for net in row["networks"]]:
         raise SystemExit(f"{row['space']}@{res}: the space samples other networks than this row measured")
     calibrate(device, space, res, networks=row["calibration"]["networks"], database_url=url)
@@ -183,6 +184,8 @@ def main() -> None:
     ap.add_argument("--resolutions", default="224,128")
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--calibrate", type=int, default=24, help="calibration networks per space and resolution")
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="sample seeds first-seed..first-seed+n-1 (another set of test networks)")
     ap.add_argument("--table", choices=["full", "lazy"], default="full")
     ap.add_argument("--lazy", default="", help="spaces timed lazily whatever --table says (comma-separated)")
     ap.add_argument("--database", default=None, help="SQLAlchemy URL (default: the configured database)")
@@ -209,7 +212,8 @@ def main() -> None:
         for space in args.spaces.split(","):
             for res in (int(r) for r in args.resolutions.split(",")):
                 mode = "lazy" if space in args.lazy.split(",") else args.table
-                rows.append(run_one(args.device, space, res, args.n, args.calibrate, mode, url, Path(tmp), args.tables))
+                rows.append(run_one(args.device, space, res, args.n, args.calibrate, mode, url, Path(tmp), args.tables,
+                                    args.first_seed))
                 print(render(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
                 if args.json:
                     args.json.write_text(json.dumps(rows, indent=1))
