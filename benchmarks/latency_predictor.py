@@ -30,10 +30,10 @@ from scipy.stats import kendalltau
 
 from nas.export import export_onnx
 from nas.latency import (
-    CALIBRATION_SEED,
     LatencyPredictor,
     build_table,
     calibrate,
+    calibration_networks,
     ensure_entries,
     measure_many,
 )
@@ -68,7 +68,7 @@ def run_one(device: str, space_name: str, resolution: int, n: int, calibration: 
                              progress=_progress(label))
         table_s, entries = report.seconds, report.entries
     else:
-        cal_archs = [space.sample(seed=CALIBRATION_SEED + i).with_(resolution=resolution) for i in range(calibration)]
+        cal_archs = calibration_networks(space, resolution, calibration)
         entries = ensure_entries(archs + cal_archs, device, resolution, database_url=url)
         calibrate(device, space, resolution, networks=calibration, database_url=url)
         table_s = time.perf_counter() - start

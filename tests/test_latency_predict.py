@@ -9,7 +9,15 @@ import pytest
 
 from nas.cost import estimate
 from nas.errors import LatencyError
-from nas.latency import Calibration, LatencyPredictor, calibrate, fit_calibration, fit_ratio, network_keys
+from nas.latency import (
+    Calibration,
+    LatencyPredictor,
+    calibrate,
+    calibration_networks,
+    fit_calibration,
+    fit_ratio,
+    network_keys,
+)
 from nas.spaces import load_space
 from tests.latency_support import QUICK_ORT, sqlite_url, tiny_space
 
@@ -137,7 +145,7 @@ def test_calibrating_on_a_few_small_networks_fits_and_stores_the_ratio(tmp_path:
     assert cal.intercept_ms == pytest.approx(predictor.overhead_ms) and cal.intercept_ms > 0
     for arch_hash, table_sum, measured, weights in cal.points:
         assert cal.apply(table_sum, weights) == pytest.approx(measured, rel=0.5), arch_hash
-    arch = space.sample(seed=1_000_000)  # the first calibration network
+    arch = calibration_networks(space, 96, 4)[0]  # the lightest calibration network
     assert predictor.predict(arch) == pytest.approx(cal.apply(cal.points[0][1], cal.points[0][3]))
     assert cal.points[0][3] == pytest.approx(estimate(arch).total.params / 1e6)
 
@@ -157,3 +165,17 @@ def test_a_database_from_before_the_contention_model_gains_its_column(tmp_path: 
     _cache.put_calibration(url, "p", "f", "s", 224, slope=1.1, intercept_ms=0.01, points=[], slope_per_mparam=0.05)
     (stored,) = _cache.get_calibrations(url, "p", "f")
     assert Calibration.from_dict(stored).model == "contention" and stored["slope_per_mparam"] == 0.05
+
+
+@pytest.mark.parametrize("space_name", ["mobilenetv2", "shufflenet"])
+def test_calibration_networks_span_the_weight_range_that_predictions_are_asked_for(space_name: str) -> None:
+    """Random calibration networks left heavier test networks outside their range, and the fitted weight
+    terms extrapolated there (MobileNetV2 at 224: 88% within +-10%); the picks bracket the space."""
+    space = load_space(space_name)
+    picks = calibration_networks(space, 224, 24)
+    weights = [estimate(a).total.params for a in picks]
+    members = [estimate(space.sample(seed=i)).total.params for i in range(100)]
+    assert len({a.hash for a in picks}) == 24 and weights == sorted(weights)
+    outside = [w for w in members if not weights[0] <= w <= weights[-1]]
+    assert len(outside) <= 2, outside  # random picks: ShuffleNet's 24 spanned 1.9-7.0 M, its members 0.3-14.5 M
+    assert picks == calibration_networks(space, 224, 24)  # the same networks every time: measurements are cached

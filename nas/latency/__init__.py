@@ -14,6 +14,7 @@ from nas.latency._lut import (
     TableReport,
     build_table,
     calibrate,
+    calibration_networks,
     ensure_entries,
     enumerate_parts,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "build_table",
     "cached_median",
     "calibrate",
+    "calibration_networks",
     "check_runnable",
     "ensure_entries",
     "enumerate_parts",
