@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, UniqueConstraint, inspect, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from nas.latency._timing import LatencyStats
-from nas.storage import Base, create_tables, session_scope
+from nas.storage import Base, create_tables, engine_for, session_scope
 
 SCHEMA = 2
 
@@ -135,11 +136,6 @@ _ADDED_COLUMNS = {LatencyCalibrationRow.__tablename__: {"slope_per_mparam": "FLO
 def _add_missing_columns(url: str) -> None:
     """Once per process and URL (``ensure_tables`` is cached); another process adding the same column at the
     same moment is fine."""
-    from sqlalchemy import inspect, text
-    from sqlalchemy.exc import DBAPIError
-
-    from nas.storage import engine_for
-
     engine = engine_for(url)
     for table, columns in _ADDED_COLUMNS.items():
         for name, ddl in columns.items():
@@ -264,10 +260,6 @@ def latest_median(url: str, arch_hash: str, resolution: int, profile: str, finge
                   ) -> float | None:
     """The newest cached median of a network on any of ``fingerprints``, read without creating tables
     (a report on someone else's database must not alter it)."""
-    from sqlalchemy import inspect
-
-    from nas.storage import engine_for
-
     wanted = sorted(fingerprints)
     if not wanted or not inspect(engine_for(url)).has_table(LatencyMeasurementRow.__tablename__):
         return None

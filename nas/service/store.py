@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Row, func, select, text
 from sqlalchemy.exc import IntegrityError
@@ -147,9 +147,7 @@ def get_search(url: str, search_id: str, owner_id: str | None = None) -> SearchR
     so ids of other people's searches cannot be probed."""
     with session_scope(ensure_schema(url), readonly=True) as s:
         row = s.execute(select(*SearchRow.__table__.c).where(SearchRow.id == search_id)).first()
-        if row is None or (owner_id is not None and row.owner_id != owner_id):
-            raise NotFoundError("search", search_id)
-        return SearchRecord.of(row)
+        return SearchRecord.of(_visible(row, search_id, owner_id))
 
 
 def list_searches(url: str, owner_id: str | None, status: SearchStatus | str | None = None, offset: int = 0,
@@ -238,7 +236,14 @@ def request_cancel(url: str, search_id: str, owner_id: str | None) -> SearchReco
 
 
 def _owned(s: Session, search_id: str, owner_id: str | None, *, lock: bool = False) -> SearchRow:
-    row = SearchRow.find(s, search_id, lock=lock)
+    return _visible(SearchRow.find(s, search_id, lock=lock), search_id, owner_id)
+
+
+_Found = TypeVar("_Found", SearchRow, Row[Any])
+
+
+def _visible(row: _Found | None, search_id: str, owner_id: str | None) -> _Found:
+    """The row, or 'not found' when it is missing or belongs to another owner (``owner_id`` None: anyone's)."""
     if row is None or (owner_id is not None and row.owner_id != owner_id):
         raise NotFoundError("search", search_id)
     return row
