@@ -42,8 +42,14 @@ REFERENCES = ["mobilenetv3-small-0.75", "shufflenetv2-0.5"]
 STRATEGIES = ["random", "tpe", "nsga2", "evolution", "netadapt"]
 
 
+def dataset_spec(text: str, subset: int | None) -> DatasetSpec:
+    """``digits`` or ``KIND:PATH`` (``imagefolder:/data/fashion-mnist``, ``cifar10:/data/cifar``) at 32x32."""
+    kind, _, path = text.partition(":")
+    return DatasetSpec(kind=kind, path=Path(path) if path else None, resolution=32, subset=subset)
+
+
 def spec_for(strategy: str, trials: int, epochs: int, seed: int, latency: str = "measured",
-             threads: int | None = None) -> Any:
+             threads: int | None = None, dataset: DatasetSpec | None = None) -> Any:
     options: dict[str, Any] = {}
     if strategy == "netadapt":
         options = {"seed": "mobilenetv3-small-1.0", "step": 0.05, "finetune_epochs": 1,
@@ -53,7 +59,7 @@ def spec_for(strategy: str, trials: int, epochs: int, seed: int, latency: str = 
         "latency": {"mode": latency, "resolution": 224, "target_reference": "mobilenetv3-small-0.75"},
         "reward": {"kind": "hard"}, "strategy": {"name": strategy, "options": options},
         "budget": {"trials": trials}, "seed": seed, "export_onnx": False,
-        "proxy": {"dataset": {"kind": "digits", "resolution": 32},
+        "proxy": {"dataset": (dataset or DatasetSpec()).model_dump(mode="json", exclude_none=True),
                   "recipe": {"epochs": epochs, "resolution": 32, "seed": seed, "threads": threads},
                   "pruner": {"name": "median", "startup_trials": 4, "warmup_epochs": 1}},
     })
@@ -61,7 +67,7 @@ def spec_for(strategy: str, trials: int, epochs: int, seed: int, latency: str = 
 
 def run_seed(seed: int, args: argparse.Namespace, db: str, workdir: Path) -> tuple[float, list[dict[str, Any]]]:
     """References and every strategy under one seed; returns T and one row per network or strategy."""
-    data = load_dataset(DatasetSpec(kind="digits", resolution=32))
+    data = load_dataset(dataset_spec(args.dataset, args.subset))
     recipe = TrainRecipe(epochs=args.epochs, resolution=32, seed=seed, threads=args.threads)
     rows: list[dict[str, Any]] = []
     target = None
@@ -77,7 +83,8 @@ def run_seed(seed: int, args: argparse.Namespace, db: str, workdir: Path) -> tup
                      "retrained": retrain(arch, data, recipe, args.retrain)})
     assert target is not None
     for strategy in args.strategies.split(","):
-        spec = spec_for(strategy, args.trials, args.epochs, seed, args.latency, args.threads)
+        spec = spec_for(strategy, args.trials, args.epochs, seed, args.latency, args.threads,
+                        dataset_spec(args.dataset, args.subset))
         start = time.perf_counter()
         ctx = run_search(spec, storage_url=db, run_dir=workdir / f"{strategy}-{seed}")
         best = best_trial(ctx)
@@ -116,7 +123,7 @@ def top_rewards(trials: list[Any], k: int) -> float | None:
 
 
 def seed_table(seed: int, target: float, rows: list[dict[str, Any]], args: argparse.Namespace) -> Table:
-    table = Table(title=f"seed {seed}: digits proxy ({args.epochs} epochs at 32x32), cpu-ort-1t at 224, "
+    table = Table(title=f"seed {seed}: {args.dataset} proxy ({args.epochs} epochs at 32x32), cpu-ort-1t at 224, "
                         f"T = {target:.3f} ms (measured mobilenetv3-small-0.75), hard reward, {args.trials} trials, "
                         f"search latency {args.latency}")
     for col in ("network / strategy", "trials", "best reward", "accuracy", "latency ms (p10-p90)", "<= T",
@@ -204,6 +211,9 @@ def main() -> None:
     parser.add_argument("--latency", choices=["measured", "predicted"], default="measured",
                         help="how trials are judged during the search (winners are always measured)")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--dataset", default="digits",
+                        help="proxy dataset: digits, or KIND:PATH (imagefolder:DIR, cifar10:DIR), read at 32x32")
+    parser.add_argument("--subset", type=int, default=None, help="examples kept from the dataset (seeded, stratified)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for training (default: all)")
     parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: a fresh SQLite file).")
     parser.add_argument("--retrain", type=int, default=0,

@@ -157,6 +157,45 @@ def test_a_single_objective_search_prunes_on_the_reward_so_far_not_on_accuracy(d
             assert t.value == pytest.approx(hard.reward(curve[-1], latency))
 
 
+def test_a_latency_margin_judges_every_trial_against_t_less_the_margin_and_reports_both(db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``latency.margin`` keeps a winner that is predicted (or measured once) just under T from landing
+    just over it: the reward, and so the choice of the best, use T x (1 - margin); results keep T."""
+    from nas.rewards import RewardSpec
+
+    spec = tiny_spec(name="margin", budget={"trials": 2},
+                     latency={"mode": "measured", "resolution": 64, "target_ms": 0.5, "margin": 0.2})
+    ctx = run_search(spec, storage_url=db, run_dir=tmp_path)
+    assert ctx.target_ms == 0.5 and ctx.budget_ms == pytest.approx(0.4)
+    within_budget = RewardSpec(kind="soft", target_ms=0.4)
+    for t in ctx.study.get_trials(states=(TrialState.COMPLETE,)):
+        assert t.value == pytest.approx(within_budget.reward(t.user_attrs["accuracy"], t.user_attrs["latency_ms"]))
+    result = write_outputs(ctx)
+    assert (result["target_ms"], result["margin"], result["budget_ms"]) == (0.5, 0.2, pytest.approx(0.4))
+
+
+def test_a_study_created_before_the_margin_existed_still_resumes() -> None:
+    """The resume check hashes the spec; a new field at its default must not change that hash."""
+    import hashlib
+    import json
+
+    from nas.search._study import spec_digest
+
+    spec = tiny_spec()
+    before = spec.model_dump(mode="json", exclude={"budget"})
+    del before["latency"]["margin"]  # the spec as it was dumped before the field existed
+    assert spec_digest(spec) == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+    assert spec_digest(tiny_spec(latency={"mode": "measured", "resolution": 64, "target_ms": 0.5,
+                                          "margin": 0.05})) != spec_digest(spec)
+
+
+def test_a_margin_outside_0_to_half_is_refused_naming_the_field() -> None:
+    from nas.errors import SpecError
+
+    for margin in (-0.1, 0.6):
+        with pytest.raises(SpecError, match="latency.margin"):
+            tiny_spec(latency={"mode": "measured", "resolution": 64, "target_ms": 0.5, "margin": margin})
+
+
 def test_netadapt_shrinks_one_layer_per_proposal_inherits_weights_and_ends_with_a_fine_tune(db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     spec = tiny_spec(name="netadapt", latency={"mode": "measured", "resolution": 128, "target_ms": 0.01},
                      strategy={"name": "netadapt", "options": {"seed": "mobilenetv3-small-0.75", "step": 0.02,

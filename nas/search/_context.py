@@ -22,9 +22,15 @@ class SearchContext:
     space: SearchSpace
     num_classes: int
     target_ms: float
+    """T, the user's latency target (given, or measured from the reference network)."""
     reward: RewardSpec
     storage_url: str
     run_dir: Path
+
+    @property
+    def budget_ms(self) -> float:
+        """What the search judges latencies against: T less the spec's safety margin."""
+        return self.target_ms * (1.0 - self.spec.latency.margin)
 
     @property
     def pareto(self) -> bool:

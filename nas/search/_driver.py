@@ -62,7 +62,7 @@ def build_context(spec: SearchSpec, strategy: Strategy, *, study_name: str, stor
     ctx.study = open_study(spec, study_name, storage_url, reward_probe.directions, strategy.create_sampler(ctx),
                            make_pruner(spec.proxy.pruner, spec.proxy.recipe.epochs, pareto=ctx.pareto))
     ctx.target_ms = resolve_target(ctx, executor or LocalExecutor())
-    ctx.reward = RewardSpec(kind=spec.reward.kind, target_ms=ctx.target_ms, alpha=spec.reward.alpha,
+    ctx.reward = RewardSpec(kind=spec.reward.kind, target_ms=ctx.budget_ms, alpha=spec.reward.alpha,
                             beta=spec.reward.beta)
     return ctx
 
@@ -91,8 +91,8 @@ def run_search(spec: SearchSpec, *, study_name: str | None = None, storage_url: 
     if stale:
         strategy.resume(ctx, stale)
     started, prior = time.monotonic(), float(ctx.study.user_attrs.get("elapsed_seconds", 0.0))
-    log.info("search %s: %s on %s, target %.3f ms, %d trials done", study_name, strategy.name, spec.device,
-             ctx.target_ms, counted_trials(ctx.study))
+    log.info("search %s: %s on %s, target %.3f ms (searching within %.3f ms), %d trials done", study_name,
+             strategy.name, spec.device, ctx.target_ms, ctx.budget_ms, counted_trials(ctx.study))
 
     def elapsed() -> float:
         return prior + time.monotonic() - started

@@ -44,7 +44,7 @@ def record_result(ctx: SearchContext, p: Proposal, result: JobResult) -> None:
     for key, value in _facts(lat, tr).items():
         trial.set_user_attr(key, value)
     if ctx.pareto:
-        trial.set_constraint("latency_over_target_ms", lat.ms - ctx.target_ms)
+        trial.set_constraint("latency_over_target_ms", lat.ms - ctx.budget_ms)
     if tr.diverged:
         trial.set_user_attr("error", "training diverged (non-finite loss)")
         ctx.study.tell(trial, state=TrialState.FAIL)

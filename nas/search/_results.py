@@ -35,7 +35,7 @@ def best_trial(ctx: SearchContext) -> optuna.trial.FrozenTrial | None:
         return None
     if not ctx.pareto:
         return max(done, key=lambda t: (t.user_attrs.get("reward", float("-inf")), -t.number))
-    feasible = [t for t in done if t.user_attrs["latency_ms"] <= ctx.target_ms]
+    feasible = [t for t in done if t.user_attrs["latency_ms"] <= ctx.budget_ms]
     if feasible:
         return max(feasible, key=lambda t: (t.user_attrs["accuracy"], -t.user_attrs["latency_ms"]))
     return min(done, key=lambda t: t.user_attrs["latency_ms"])
@@ -60,6 +60,7 @@ def write_outputs(ctx: SearchContext) -> dict[str, Any]:
     out = ctx.run_dir
     result: dict[str, Any] = {
         "study": ctx.study.study_name, "device": ctx.spec.device, "target_ms": ctx.target_ms,
+        "margin": ctx.spec.latency.margin, "budget_ms": ctx.budget_ms,
         "latency_mode": ctx.spec.latency.mode, "deployment_resolution": ctx.spec.latency.resolution,
         "reward": ctx.reward.model_dump(mode="json"), "strategy": ctx.spec.strategy.name,
         "proxy": {"dataset": ctx.spec.proxy.dataset.name, "recipe": ctx.spec.proxy.recipe.model_dump(mode="json")},

@@ -29,6 +29,9 @@ class LatencySpec(_Strict):
     resolution: int = Field(default=224, ge=32, le=1024)
     target_ms: float | None = Field(default=None, description="T in ms; or give target_reference.")
     target_reference: str | None = Field(default=None, description="T = measured latency of this network.")
+    margin: float = Field(default=0.0, ge=0.0, le=0.5, description=(
+        "Search within T x (1 - margin): a prediction's error (+-2-3%) or a measurement's spread must not "
+        "let the winner land just over T. Results still report T."))
 
     @field_validator("target_ms")
     @classmethod

@@ -38,9 +38,17 @@ def rdb_storage(url: str) -> optuna.storages.RDBStorage:
     return storage
 
 
+# Spec fields added after studies already existed, with the default that keeps the old behaviour: left
+# out of the digest at that default, so a study created before the field can still be resumed.
+_ADDED_LATER: dict[tuple[str, str], object] = {("latency", "margin"): 0.0}
+
+
 def spec_digest(spec: SearchSpec) -> str:
     """What must not change between a run and its resume (the budget may grow, nothing else)."""
     body = spec.model_dump(mode="json", exclude={"budget"})
+    for (section, key), default in _ADDED_LATER.items():
+        if body[section].get(key) == default:
+            del body[section][key]
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 

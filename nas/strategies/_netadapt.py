@@ -133,13 +133,13 @@ class NetAdaptStrategy(Strategy):
             return
         # the stop rule uses the table's estimate anchored on the seed's measurement: one measurement of
         # a network that differs by one layer is noisier than the step (seen: +20% under load)
-        met = min(state["current"]["latency_ms"], state["current"]["estimated_ms"]) <= ctx.target_ms
+        met = min(state["current"]["latency_ms"], state["current"]["estimated_ms"]) <= ctx.budget_ms
         if met or self._budget_left(ctx) <= 1:
             state["phase"] = "final"
         else:
             state["phase"] = "adapt"
         log.info("NetAdapt iteration %d: current %.3f ms measured, %.3f estimated (target %.3f), accuracy %.4f",
-                 state["iteration"], state["current"]["latency_ms"], state["current"]["estimated_ms"], ctx.target_ms,
+                 state["iteration"], state["current"]["latency_ms"], state["current"]["estimated_ms"], ctx.budget_ms,
                  state["current"]["accuracy"])
         self._save(ctx, state)
 
