@@ -1,6 +1,6 @@
 """How well do zero-cost proxies rank architectures? Spearman correlation with proxy-trained accuracy.
 
-Samples ``--n`` architectures from a space, proxy-trains each on digits with one fixed short recipe,
+Samples ``--n`` architectures from a space, proxy-trains each (digits, or ``--dataset``) with one short recipe,
 scores each with synflow, NASWOT and grad-norm (and MACs/params as baselines), and prints a markdown
 table. ``--repeats 2`` also trains every network with a second seed: the seed-to-seed rank correlation
 is the ceiling any proxy can reach against this noisy ground truth. ``--long-epochs E`` also trains
@@ -26,14 +26,14 @@ from typing import Any
 _DATA: Any = None
 
 
-def _init_worker(resolution: int) -> None:
+def _init_worker(dataset: dict[str, Any]) -> None:
     global _DATA
     import torch
 
     from nas.data import DatasetSpec, load_dataset
 
     torch.set_num_threads(1)
-    _DATA = load_dataset(DatasetSpec(resolution=resolution))
+    _DATA = load_dataset(DatasetSpec.model_validate(dataset))
 
 
 def _evaluate(job: tuple[int, dict[str, Any], dict[str, Any], int, int, int]) -> dict[str, Any]:
@@ -83,12 +83,23 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="training seeds per network (2 adds a ceiling)")
     parser.add_argument("--proxy-batch", type=int, default=64, help="minibatch for NASWOT and grad-norm")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--dataset", default="digits",
+                        help="proxy dataset: digits, or KIND:PATH (imagefolder:DIR, cifar10:DIR)")
+    parser.add_argument("--subset", type=int, default=None, help="examples kept from the dataset (seeded, stratified)")
     parser.add_argument("--long-epochs", type=int, default=0,
                         help="also train each network once for this many epochs and rank against that")
     args = parser.parse_args()
 
+    from pathlib import Path
+
+    from nas.data import DatasetSpec, load_dataset
     from nas.proxies import ZERO_COST_PROXIES, TrainRecipe
     from nas.spaces import load_space
+
+    kind, _, path = args.dataset.partition(":")
+    dataset = DatasetSpec(kind=kind, path=Path(path) if path else None, resolution=args.resolution,
+                          subset=args.subset)
+    described = str(load_dataset(dataset))
 
     space = load_space(args.space)
     archs, seen, s = [], set(), args.seed
@@ -103,7 +114,7 @@ def main() -> None:
              args.long_epochs) for i, a in enumerate(archs)]
     start = time.perf_counter()
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                             initargs=(args.resolution,)) as pool:
+                             initargs=(dataset.model_dump(mode="json"),)) as pool:
         rows = []
         for row in pool.map(_evaluate, jobs):
             rows.append(row)
@@ -113,8 +124,8 @@ def main() -> None:
 
     acc = [statistics.fmean(r[f"acc{k}"] for k in range(args.repeats)) for r in rows]
     print()
-    print(f"{len(rows)} architectures from {args.space} (sample seed {args.seed}), proxy-trained on digits "
-          f"(1438 train / 359 val) at {args.resolution}x{args.resolution}: {args.epochs} epochs, batch "
+    print(f"{len(rows)} architectures from {args.space} (sample seed {args.seed}), proxy-trained on "
+          f"{described}: {args.epochs} epochs, batch "
           f"{recipe.batch_size}, SGD lr {recipe.lr} cosine, warm-up {recipe.warmup_epochs} epoch, label "
           f"smoothing {recipe.label_smoothing}; accuracy = mean over {args.repeats} training seed(s). "
           f"Accuracy min/median/max {min(acc):.3f}/{statistics.median(acc):.3f}/{max(acc):.3f}. "
