@@ -207,3 +207,24 @@ def test_nan_free_values_survive(database_url: str) -> None:
                     best_value=0.25, best_trial=0, message="")
     got = get_search(database_url, rec.id)
     assert got.budget_trials is None and math.isclose(got.best_value or 0, 0.25)
+
+
+def test_reads_survive_their_pooled_connections_being_killed(database_url: str) -> None:
+    """The API's reads skip the pre-ping round trip; a pooled connection killed under them (PostgreSQL
+    restarted, an idle timeout) costs one retry on a fresh connection, not an error."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no server connections to kill")
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    token, secret = create_token(database_url, "killed-connections")
+    search = create_search(database_url, parse_spec(SPEC), token.id)
+    assert authenticate(database_url, secret) == token  # pools a reading connection
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        killed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                               "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()
+    assert killed is not None and killed[0] >= 1
+    assert authenticate(database_url, secret) == token
+    assert get_search(database_url, search.id, token.id).id == search.id
+    assert [r.id for r in list_searches(database_url, token.id)[0]] == [search.id]

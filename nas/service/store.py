@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from nas.errors import ConflictError, NASError, NotFoundError
 from nas.service._models import DeviceRow, SearchRow, TokenRow, utcnow
 from nas.service.migrate import ensure_schema
-from nas.storage import session_scope
+from nas.storage import read, session_scope
 
 if TYPE_CHECKING:
     from nas.search import SearchSpec
@@ -145,23 +145,26 @@ def create_search(url: str, spec: SearchSpec, owner_id: str | None) -> SearchRec
 def get_search(url: str, search_id: str, owner_id: str | None = None) -> SearchRecord:
     """``owner_id`` None reads any search (workers); otherwise another owner's search is 'not found',
     so ids of other people's searches cannot be probed."""
-    with session_scope(ensure_schema(url), readonly=True) as s:
-        row = s.execute(select(*SearchRow.__table__.c).where(SearchRow.id == search_id)).first()
-        return SearchRecord.of(_visible(row, search_id, owner_id))
+    row = read(ensure_schema(url),
+               lambda s: s.execute(select(*SearchRow.__table__.c).where(SearchRow.id == search_id)).first())
+    return SearchRecord.of(_visible(row, search_id, owner_id))
 
 
 def list_searches(url: str, owner_id: str | None, status: SearchStatus | str | None = None, offset: int = 0,
                   limit: int = 50) -> tuple[list[SearchRecord], int]:
     """Newest first; returns one page and the total count matching the filter."""
-    with session_scope(ensure_schema(url), readonly=True) as s:
-        query = select(SearchRow)
-        if owner_id is not None:
-            query = query.where(SearchRow.owner_id == owner_id)
-        if status is not None:
-            query = query.where(SearchRow.status == SearchStatus(status).value)
+    query = select(SearchRow)
+    if owner_id is not None:
+        query = query.where(SearchRow.owner_id == owner_id)
+    if status is not None:
+        query = query.where(SearchRow.status == SearchStatus(status).value)
+
+    def page(s: Session) -> tuple[list[SearchRecord], int]:
         total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = s.scalars(query.order_by(SearchRow.created_at.desc(), SearchRow.id).offset(offset).limit(limit))
         return [SearchRecord.of(r) for r in rows], int(total)
+
+    return read(ensure_schema(url), page)
 
 
 def mark_running(url: str, search_id: str, worker: str) -> bool:
@@ -307,11 +310,11 @@ def authenticate(url: str, token: str) -> TokenRecord | None:
     if not token.startswith(TOKEN_PREFIX):
         return None
     digest = _digest(token)
-    with session_scope(ensure_schema(url), readonly=True) as s:  # every request: one round trip, no ORM
-        row = s.execute(select(*TokenRow.__table__.c).where(TokenRow.token_hash == digest)).first()
-        if row is None or not hmac.compare_digest(row.token_hash, digest):
-            return None
-        return TokenRecord.of(row)
+    row = read(ensure_schema(url),  # every request: one round trip, no ORM
+               lambda s: s.execute(select(*TokenRow.__table__.c).where(TokenRow.token_hash == digest)).first())
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    return TokenRecord.of(row)
 
 
 def list_tokens(url: str) -> list[TokenRecord]:

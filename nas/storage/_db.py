@@ -6,9 +6,13 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session
+
+_T = TypeVar("_T")
 
 
 class Base(DeclarativeBase):
@@ -70,16 +74,35 @@ def create_tables(url: str) -> None:
 
 @lru_cache(maxsize=16)
 def _reading_engine(url: str) -> Engine:
-    """The same pool in autocommit mode: a read needs no BEGIN and no COMMIT, two of the four round trips
-    (and a share of PostgreSQL's CPU) of a one-statement read such as the API's token check."""
-    return engine_for(url).execution_options(isolation_level="AUTOCOMMIT")
+    """Autocommit and no pre-ping, for one-statement reads such as the API's token check: a read needs no
+    BEGIN, no COMMIT and no ping, three of the four round trips (and a share of PostgreSQL's CPU) it
+    would otherwise cost. Without the ping a pooled connection can be dead (PostgreSQL restarted):
+    ``read`` then runs the block once more on a fresh connection, which a read can afford."""
+    if url.startswith("sqlite"):
+        return engine_for(url).execution_options(isolation_level="AUTOCOMMIT")
+    engine = create_engine(url, pool_pre_ping=False, pool_size=3, max_overflow=3, isolation_level="AUTOCOMMIT")
+    _engines_seen.append(engine)
+    return engine
+
+
+def read(url: str, block: Callable[[Session], _T]) -> _T:
+    """``block(session)`` on the reading engine (see ``session_scope(readonly=True)``); run once more when
+    the pooled connection turned out to be dead (SQLAlchemy then invalidates the pool's older connections)."""
+    for attempt in (1, 2):
+        try:
+            with session_scope(url, readonly=True) as session:
+                return block(session)
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 @contextmanager
 def session_scope(url: str, *, readonly: bool = False) -> Iterator[Session]:
     """Commit on success, roll back on error, always close. ``readonly``: each statement runs on its own
-    (autocommit), so use it only for blocks that write nothing and need no consistent snapshot across
-    statements."""
+    (autocommit) on a connection that is not pinged first, so use it only for blocks that write nothing and
+    need no consistent snapshot across statements, and prefer ``read``, which survives a dead connection."""
     engine = _reading_engine(url) if readonly else engine_for(url)
     session = Session(engine, expire_on_commit=False)  # not sessionmaker(): it defines a class per call
     try:
