@@ -219,6 +219,34 @@ def test_netadapt_shrinks_one_layer_per_proposal_inherits_weights_and_ends_with_
     assert ctx.study.user_attrs["netadapt_state"]["phase"] == "done"
 
 
+def test_netadapt_resumes_when_the_driver_died_after_recording_a_result_but_before_telling_it(
+        db: str, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Seen in a benchmark: the study had the seed's result, NetAdapt's state still waited for it, and the
+    resumed search stopped after that one trial. The resumed strategy now takes the step it missed."""
+    from nas.strategies._netadapt import NetAdaptStrategy
+
+    spec = tiny_spec(name="netadapt-lost-tell", latency={"mode": "measured", "resolution": 128, "target_ms": 0.01},
+                     strategy={"name": "netadapt", "options": {"seed": "mobilenetv3-small-0.75", "step": 0.02,
+                                                               "max_proposals": 2, "final_epochs": 1}},
+                     budget={"trials": 4})
+    original_tell = NetAdaptStrategy.tell
+
+    def driver_dies(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(NetAdaptStrategy, "tell", driver_dies)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(spec, storage_url=db, run_dir=tmp_path)
+    study = optuna.load_study(study_name="netadapt-lost-tell", storage=db)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE]
+    assert study.user_attrs["netadapt_state"]["asked"] == [0], "the seed's result was never told"
+    monkeypatch.setattr(NetAdaptStrategy, "tell", original_tell)
+    ctx = run_search(spec, storage_url=db, run_dir=tmp_path)
+    kinds = [t.user_attrs["netadapt_kind"] for t in ctx.study.trials]
+    assert kinds[0] == "seed" and kinds[-1] == "final" and "adapt" in kinds and len(kinds) == 4
+    assert ctx.study.user_attrs["netadapt_state"]["phase"] == "done"
+
+
 def test_a_predicted_search_times_the_table_parts_it_lacks_once_and_predicts_from_them(db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The digits head has 10 classes, the space's 1000: a table built for the space lacks every head a
     search on digits uses. Those parts are timed on the device on first use, then predicted from."""

@@ -76,7 +76,10 @@ class NetAdaptStrategy(Strategy):
     def ask(self, ctx: SearchContext, n: int) -> list[Proposal]:
         state = self._state(ctx)
         if state["asked"] and not state["pending"]:
-            return []  # wait for this iteration's results
+            # Results all recorded but never told (the driver died between the two): take that step now.
+            if not self._advance(ctx, state) or state["phase"] == "done":
+                return []  # wait for this iteration's results
+            state = self._state(ctx)
         if state["phase"] == "seed" and not state["asked"]:
             state["pending"] = [{"architecture": self._seed(ctx).model_dump(mode="json"), "kind": "seed"}]
         elif state["phase"] == "adapt" and not state["pending"] and not state["asked"]:
@@ -107,9 +110,13 @@ class NetAdaptStrategy(Strategy):
         if proposal.trial.number not in state["asked"] or state["pending"]:
             self._save(ctx, state)
             return
+        self._advance(ctx, state)
+
+    def _advance(self, ctx: SearchContext, state: dict[str, Any]) -> bool:
+        """Once every asked trial has finished, take the step they decide (saved); False while waiting."""
         finished = self._finished_trials(ctx, state["asked"])
         if len(finished) < len(state["asked"]):
-            return
+            return False
         state["asked"] = []
         ok = [t for t in finished if t.user_attrs.get("checkpoint") and t.user_attrs.get("accuracy") is not None]
         phase = state["phase"]
@@ -130,7 +137,7 @@ class NetAdaptStrategy(Strategy):
             if ok:
                 state["final"] = _summary(ok[0])
             self._save(ctx, state)
-            return
+            return True
         # the stop rule uses the table's estimate anchored on the seed's measurement: one measurement of
         # a network that differs by one layer is noisier than the step (seen: +20% under load)
         met = min(state["current"]["latency_ms"], state["current"]["estimated_ms"]) <= ctx.budget_ms
@@ -142,6 +149,7 @@ class NetAdaptStrategy(Strategy):
                  state["iteration"], state["current"]["latency_ms"], state["current"]["estimated_ms"], ctx.budget_ms,
                  state["current"]["accuracy"])
         self._save(ctx, state)
+        return True
 
     def resume(self, ctx: SearchContext, interrupted: list[optuna.trial.FrozenTrial]) -> None:
         state = self._state(ctx)
