@@ -92,12 +92,12 @@ def main() -> None:
 
     from pathlib import Path
 
-    from nas.data import DatasetSpec, load_dataset
+    from nas.data import DatasetKind, DatasetSpec, load_dataset
     from nas.proxies import ZERO_COST_PROXIES, TrainRecipe
     from nas.spaces import load_space
 
     kind, _, path = args.dataset.partition(":")
-    dataset = DatasetSpec(kind=kind, path=Path(path) if path else None, resolution=args.resolution,
+    dataset = DatasetSpec(kind=DatasetKind(kind), path=Path(path) if path else None, resolution=args.resolution,
                           subset=args.subset)
     described = str(load_dataset(dataset))
 
