@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.arch import parse_architecture
-from nas.search import best_trial, pareto_trials, run_search, write_outputs
+from nas.search import StudyView, best_trial, pareto_trials, run_search, write_outputs
 from nas.spaces import load_space, membership_problems
 
 from .search_helpers import tiny_spec
@@ -171,6 +171,9 @@ def test_a_latency_margin_judges_every_trial_against_t_less_the_margin_and_repor
         assert t.value == pytest.approx(within_budget.reward(t.user_attrs["accuracy"], t.user_attrs["latency_ms"]))
     result = write_outputs(ctx)
     assert (result["target_ms"], result["margin"], result["budget_ms"]) == (0.5, 0.2, pytest.approx(0.4))
+    stored = StudyView(optuna.load_study(study_name="margin", storage=db))  # what the API and reports read
+    assert (stored.target_ms, stored.budget_ms) == (0.5, pytest.approx(0.4))
+    assert best_trial(stored.as_context()).number == best_trial(ctx).number  # type: ignore[union-attr]
 
 
 def test_a_study_created_before_the_margin_existed_still_resumes() -> None:

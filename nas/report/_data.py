@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from nas.arch import Architecture, parse_architecture
 from nas.report._references import ReferencePoint, reference_points
@@ -12,7 +12,6 @@ from nas.report._source import StudySource, resolve_source
 if TYPE_CHECKING:
     import optuna
 
-    from nas.search import SearchContext
 
 
 @dataclass(frozen=True)
@@ -59,20 +58,11 @@ class Report:
         return sum(t.state == state for t in self.trials)
 
 
-@dataclass
-class _StudyView:
-    """What ``nas.search.best_trial``/``pareto_trials`` read from a search context."""
-
-    study: optuna.Study
-    pareto: bool
-    target_ms: float
-
-
 def load_report(identifier: str, database_url: str) -> Report:
     """Resolve ``identifier`` (search id, study name, or ``nas run`` output folder) and read its study."""
     import optuna
 
-    from nas.search import best_trial, pareto_trials
+    from nas.search import StudyView, best_trial, pareto_trials
     from nas.search._study import rdb_storage
 
     source = resolve_source(identifier, database_url)
@@ -81,7 +71,7 @@ def load_report(identifier: str, database_url: str) -> Report:
     spec = dict(study.user_attrs.get("spec") or {})
     pareto = len(study.directions) == 2
     target = float(study.user_attrs.get("target_ms", float("inf")))
-    view = cast("SearchContext", _StudyView(study, pareto, target))
+    view = StudyView(study).as_context()
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     best = best_trial(view)
     best_arch = parse_architecture(best.user_attrs["architecture"]) if best is not None else None

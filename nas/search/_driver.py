@@ -62,6 +62,7 @@ def build_context(spec: SearchSpec, strategy: Strategy, *, study_name: str, stor
     ctx.study = open_study(spec, study_name, storage_url, reward_probe.directions, strategy.create_sampler(ctx),
                            make_pruner(spec.proxy.pruner, spec.proxy.recipe.epochs, pareto=ctx.pareto))
     ctx.target_ms = resolve_target(ctx, executor or LocalExecutor())
+    ctx.study.set_user_attr("budget_ms", ctx.budget_ms)  # what the API and reports judge the best against
     ctx.reward = RewardSpec(kind=spec.reward.kind, target_ms=ctx.budget_ms, alpha=spec.reward.alpha,
                             beta=spec.reward.beta)
     return ctx

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from nas.rewards import pareto_front
 from nas.search._context import SearchContext
@@ -14,6 +15,29 @@ if TYPE_CHECKING:
     import optuna
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class StudyView:
+    """What ``best_trial``/``pareto_trials`` read from a search context, rebuilt from a stored study (the
+    API, ``nas report``): T and the budget the search judged against (T less its margin) are study attributes."""
+
+    study: optuna.Study
+
+    @property
+    def pareto(self) -> bool:
+        return len(self.study.directions) == 2
+
+    @property
+    def target_ms(self) -> float:
+        return float(self.study.user_attrs.get("target_ms", float("inf")))
+
+    @property
+    def budget_ms(self) -> float:
+        return float(self.study.user_attrs.get("budget_ms", self.target_ms))
+
+    def as_context(self) -> SearchContext:
+        return cast("SearchContext", self)
 
 
 def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

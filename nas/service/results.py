@@ -8,10 +8,9 @@ A study that does not exist yet (queued search) reads as empty, never as an erro
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from nas.service.store import SearchRecord, json_safe
 
@@ -40,22 +39,13 @@ def _study(url: str, record: SearchRecord) -> optuna.Study | None:
         return None
 
 
-@dataclass
-class _StudyView:
-    """What ``nas.search.best_trial``/``pareto_trials`` read from a search context, rebuilt from the study."""
-
-    study: optuna.Study
-    pareto: bool
-    target_ms: float
-
-
 def _view(url: str, record: SearchRecord) -> SearchContext | None:
     study = _study(url, record)
     if study is None:
         return None
-    pareto = (record.spec.get("reward") or {}).get("kind") == "pareto"
-    target = float(study.user_attrs.get("target_ms", float("inf")))
-    return cast("SearchContext", _StudyView(study, pareto, target))
+    from nas.search import StudyView
+
+    return StudyView(study).as_context()
 
 
 def summary(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
