@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     import optuna
 
 
-
 @dataclass(frozen=True)
 class TrialPoint:
     number: int
@@ -69,9 +68,8 @@ def load_report(identifier: str, database_url: str) -> Report:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=source.study_name, storage=rdb_storage(database_url))
     spec = dict(study.user_attrs.get("spec") or {})
-    pareto = len(study.directions) == 2
-    target = float(study.user_attrs.get("target_ms", float("inf")))
-    view = StudyView(study).as_context()
+    stored = StudyView(study)
+    view = stored.as_context()
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     best = best_trial(view)
     best_arch = parse_architecture(best.user_attrs["architecture"]) if best is not None else None
@@ -85,7 +83,8 @@ def load_report(identifier: str, database_url: str) -> Report:
         num_classes=sample.num_classes if sample else 1000, device=device, trials=complete,
         target_reference=target_reference, database_url=database_url) if sample else ([], [])
     return Report(source=source, spec=spec, device=device, space=sample.space if sample else None,
-                  resolution=resolution, target_ms=target, target_reference=target_reference, pareto=pareto,
+                  resolution=resolution, target_ms=stored.target_ms, target_reference=target_reference,
+                  pareto=stored.pareto,
                   trials=[TrialPoint.of(t) for t in trials], front=[t.number for t in pareto_trials(view)],
                   best=TrialPoint.of(best) if best else None, best_architecture=best_arch, references=refs,
                   reference_notes=notes)
