@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Query, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from nas.service import TokenRecord, authenticate
+from nas.service import TokenRecord
+from nas.service.async_store import authenticate_async
 from nas.settings import Settings, get_settings
 
 
@@ -30,10 +31,11 @@ DatabaseUrl = Annotated[str, Depends(database_url)]
 _bearer = HTTPBearer(auto_error=False, description="An API token from `nas token create NAME`.")
 
 
-def current_token(url: DatabaseUrl,
-                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> TokenRecord:
-    """401 for a missing, malformed or unknown token (the same answer for all three, on purpose)."""
-    token = authenticate(url, credentials.credentials) if credentials is not None else None
+async def current_token(url: DatabaseUrl,
+                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> TokenRecord:
+    """401 for a missing, malformed or unknown token (the same answer for all three, on purpose).
+    A coroutine: on PostgreSQL the lookup runs on the event loop (see ``nas.service.async_store``)."""
+    token = await authenticate_async(url, credentials.credentials) if credentials is not None else None
     if token is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid API token "
                             "(send 'Authorization: Bearer <token>'; create one with `nas token create NAME`)",

@@ -19,7 +19,7 @@ from api import openapi
 from api.errors import database_unavailable_handler, nas_error_handler
 from api.limits import BodySizeLimit
 from api.routes import devices, health, searches, spaces
-from nas.errors import NASError
+from nas.errors import DatabaseUnavailableError, NASError
 from nas.service import upgrade
 from nas.settings import get_settings
 
@@ -41,6 +41,7 @@ def create_app() -> FastAPI:
                               "`Authorization: Bearer <token>` (`nas token create NAME`).")
     app.add_exception_handler(NASError, nas_error_handler)
     app.add_exception_handler(OperationalError, database_unavailable_handler)
+    app.add_exception_handler(DatabaseUnavailableError, database_unavailable_handler)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:  # off unless configured: browsers on other origins get no CORS headers
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,

@@ -90,3 +90,8 @@ class ServiceError(NASError):
     def __init__(self, message: str, status: int = 0) -> None:
         self.status = status
         super().__init__(message)
+
+
+class DatabaseUnavailableError(Exception):
+    """The database refused or dropped the connection (restarting, out of connections). Not a ``NASError``:
+    nothing is wrong with the request, and the API answers 503 with Retry-After, not 4xx."""

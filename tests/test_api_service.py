@@ -124,7 +124,10 @@ def test_a_publish_failure_marks_the_search_failed(tmp_path: Path, monkeypatch: 
         raise ConnectionError("broker went away")
 
     monkeypatch.setattr(routes, "submit_search", broken)
-    monkeypatch.setattr(routes, "check_redis", lambda _url: "ok")
+    async def reachable(_url: str) -> str:
+        return "ok"
+
+    monkeypatch.setattr(routes, "check_redis_async", reachable)
     monkeypatch.setitem(app.dependency_overrides, database_url_dep, lambda: url)
     headers = {"Authorization": f"Bearer {create_token(url, 'p')[1]}"}
     client = TestClient(app)  # no lifespan: it would migrate the default database, not ours

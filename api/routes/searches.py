@@ -7,10 +7,12 @@ Every route reads through ``get_search(url, id, owner)``, so a token only ever s
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Response, status
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentToken, DatabaseUrl, Limit, Offset, SettingsDep
 from api.openapi import SEARCH_SPEC_BODY
@@ -23,8 +25,9 @@ from api.schemas.searches import (
     TrialPublic,
     TrialsPublic,
 )
-from nas.service import SearchStatus, create_search, get_search, list_searches, mark_finished, request_cancel
-from nas.service.health import check_redis
+from nas.service import SearchStatus, get_search, list_searches, mark_finished, request_cancel
+from nas.service.async_store import create_search_async, get_search_async
+from nas.service.health import check_redis_async
 from nas.service.results import best_architecture, pareto_front, trials_page
 from nas.service.validate import validate_submission
 from workers.dispatch import submit_search
@@ -39,19 +42,21 @@ router = APIRouter(prefix="/searches", tags=["searches"], responses=UNAUTHORIZED
              responses={400: error("The body could not be read as JSON text (e.g. it is not UTF-8)."),
                         413: error("The body is larger than NAS_MAX_BODY_BYTES."),
                         503: error("The search queue is unreachable.")})
-def submit(document: Annotated[Any, Body()], token: CurrentToken, url: DatabaseUrl, settings: SettingsDep,
-           response: Response) -> SearchPublic:
-    """Store the search (queued) and put it on the ``search`` queue; a search worker picks it up."""
+async def submit(document: Annotated[Any, Body()], token: CurrentToken, url: DatabaseUrl, settings: SettingsDep,
+                 response: Response) -> SearchPublic:
+    """Store the search (queued) and put it on the ``search`` queue; a search worker picks it up.
+    Celery's publish blocks (a dead Redis takes seconds to time out), so it runs in a worker thread."""
     spec = validate_submission(document)
-    if check_redis(settings.redis_url) != "ok":  # fail in 2 s; Celery's own publish retries take ~20 s
+    if await check_redis_async(settings.redis_url) != "ok":  # 2 s; Celery's own publish retries take ~20 s
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the search queue is unreachable; "
                             "nothing was stored, submit again later")
-    record = create_search(url, spec, token.id)
+    record = await create_search_async(url, spec, token.id)
     try:
-        submit_search(record.id)
+        await run_in_threadpool(submit_search, record.id)
     except Exception as exc:  # the broker is down: do not leave a queued search nobody will ever run
         log.error("could not queue search %s: %s", record.id, exc)
-        mark_finished(url, record.id, SearchStatus.failed, error=f"could not queue the search: {exc}")
+        await run_in_threadpool(partial(mark_finished, url, record.id, SearchStatus.failed,
+                                        error=f"could not queue the search: {exc}"))
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the search queue is unreachable; "
                             f"search {record.id} was marked failed, submit it again later") from None
     response.headers["Location"] = f"/searches/{record.id}"
@@ -67,8 +72,8 @@ def read_searches(token: CurrentToken, url: DatabaseUrl, offset: Offset = 0, lim
 
 
 @router.get("/{search_id}", response_model=SearchPublic, responses=UNKNOWN_SEARCH)
-def read_search(search_id: str, token: CurrentToken, url: DatabaseUrl) -> SearchPublic:
-    return SearchPublic.of(get_search(url, search_id, token.id))
+async def read_search(search_id: str, token: CurrentToken, url: DatabaseUrl) -> SearchPublic:
+    return SearchPublic.of(await get_search_async(url, search_id, token.id))
 
 
 @router.get("/{search_id}/trials", response_model=TrialsPublic, responses=UNKNOWN_SEARCH)

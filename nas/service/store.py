@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import Row, func, select, text
 from sqlalchemy.exc import IntegrityError
@@ -129,14 +129,19 @@ def json_safe(value: Any) -> Any:
 
 # -- searches ----------------------------------------------------------------------------------------------
 
+def new_search_values(spec: SearchSpec, owner_id: str | None) -> dict[str, Any]:
+    """Every column of a just-submitted (queued) search; shared by the synchronous and the asyncpg insert."""
+    search_id, now = uuid.uuid4().hex, utcnow()
+    return dict(id=search_id, owner_id=owner_id, name=spec.name, study_name=f"search-{search_id}",
+                spec=spec.model_dump(mode="json"), status=SearchStatus.queued.value, finished=0,
+                budget_trials=spec.budget.trials, running=0, elapsed_seconds=0.0, best_value=None, best_trial=None,
+                message="queued", result=None, error=None, worker=None, attempts=0, cancel_requested=False,
+                created_at=now, updated_at=now, started_at=None, finished_at=None)
+
+
 def create_search(url: str, spec: SearchSpec, owner_id: str | None) -> SearchRecord:
-    search_id = uuid.uuid4().hex
-    now = utcnow()
     with session_scope(ensure_schema(url)) as s:
-        row = SearchRow(id=search_id, owner_id=owner_id, name=spec.name, study_name=f"search-{search_id}",
-                        spec=spec.model_dump(mode="json"), status=SearchStatus.queued.value, finished=0,
-                        budget_trials=spec.budget.trials, running=0, elapsed_seconds=0.0, message="queued",
-                        attempts=0, cancel_requested=False, created_at=now, updated_at=now)
+        row = SearchRow(**new_search_values(spec, owner_id))
         s.add(row)
         s.flush()
         return SearchRecord.of(row)
@@ -147,7 +152,7 @@ def get_search(url: str, search_id: str, owner_id: str | None = None) -> SearchR
     so ids of other people's searches cannot be probed."""
     row = read(ensure_schema(url),
                lambda s: s.execute(select(*SearchRow.__table__.c).where(SearchRow.id == search_id)).first())
-    return SearchRecord.of(_visible(row, search_id, owner_id))
+    return SearchRecord.of(visible(row, search_id, owner_id))
 
 
 def list_searches(url: str, owner_id: str | None, status: SearchStatus | str | None = None, offset: int = 0,
@@ -239,13 +244,18 @@ def request_cancel(url: str, search_id: str, owner_id: str | None) -> SearchReco
 
 
 def _owned(s: Session, search_id: str, owner_id: str | None, *, lock: bool = False) -> SearchRow:
-    return _visible(SearchRow.find(s, search_id, lock=lock), search_id, owner_id)
+    return visible(SearchRow.find(s, search_id, lock=lock), search_id, owner_id)
 
 
-_Found = TypeVar("_Found", SearchRow, Row[Any])
+class _Owned(Protocol):
+    @property
+    def owner_id(self) -> str | None: ...
 
 
-def _visible(row: _Found | None, search_id: str, owner_id: str | None) -> _Found:
+_Found = TypeVar("_Found", bound=_Owned)
+
+
+def visible(row: _Found | None, search_id: str, owner_id: str | None) -> _Found:
     """The row, or 'not found' when it is missing or belongs to another owner (``owner_id`` None: anyone's)."""
     if row is None or (owner_id is not None and row.owner_id != owner_id):
         raise NotFoundError("search", search_id)
@@ -285,7 +295,7 @@ def live_devices(url: str, ttl_seconds: float) -> list[DeviceRecord]:
 TOKEN_PREFIX = "nas_"
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -298,7 +308,7 @@ def create_token(url: str, name: str) -> tuple[TokenRecord, str]:
     with session_scope(ensure_schema(url)) as s:
         if TokenRow.by_name(s, name) is not None:
             raise ConflictError(f"a token named {name!r} already exists")
-        row = TokenRow(id=uuid.uuid4().hex, name=name, token_hash=_digest(token), prefix=token[:8],
+        row = TokenRow(id=uuid.uuid4().hex, name=name, token_hash=token_digest(token), prefix=token[:8],
                        created_at=utcnow())
         s.add(row)
         s.flush()
@@ -309,9 +319,14 @@ def authenticate(url: str, token: str) -> TokenRecord | None:
     """The token's record, or None for an unknown token."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    digest = _digest(token)
+    digest = token_digest(token)
     row = read(ensure_schema(url),  # every request: one round trip, no ORM
                lambda s: s.execute(select(*TokenRow.__table__.c).where(TokenRow.token_hash == digest)).first())
+    return token_matching(row, digest)
+
+
+def token_matching(row: TokenRow | Row[Any] | None, digest: str) -> TokenRecord | None:
+    """The record of the row found by ``digest``, compared in constant time, or None."""
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         return None
     return TokenRecord.of(row)
