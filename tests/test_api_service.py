@@ -120,10 +120,10 @@ def test_a_publish_failure_marks_the_search_failed(tmp_path: Path, monkeypatch: 
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     upgrade(url)
 
-    def broken(search_id: str) -> None:
+    async def broken(search_id: str, broker: Any) -> None:
         raise ConnectionError("broker went away")
 
-    monkeypatch.setattr(routes, "submit_search", broken)
+    monkeypatch.setattr(routes, "submit_search_async", broken)
     async def reachable(_url: str) -> str:
         return "ok"
 

@@ -5,17 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 from workers.app import SEARCH_QUEUE, TRAIN_QUEUE, celery_app, latency_queue
+from workers.publish import push
 
 RUN_SEARCH = "nas.search.run"
 TRAIN = "nas.train"
 MEASURE_LATENCY = "nas.latency"
 
 
-def submit_search(search_id: str) -> None:
-    """Queue a search's driver. Idempotent on the worker side: a search that is already running or
-    finished is left alone, so a duplicate message (redelivery, resubmit) is harmless."""
-    celery_app.send_task(RUN_SEARCH, args=[search_id], queue=SEARCH_QUEUE, task_id=f"search-{search_id}",
-                        ignore_result=True)
+def _search_task_id(search_id: str) -> str:
+    return f"search-{search_id}"
+
+
+async def submit_search_async(search_id: str, broker: Any) -> None:
+    """``submit_search`` from the event loop, on ``broker`` (a ``redis.asyncio.Redis``): the API's path."""
+    await push(broker, _search_task_id(search_id), RUN_SEARCH, [search_id], SEARCH_QUEUE)
+
+
+def submit_search(search_id: str, connection: Any = None) -> None:
+    """Queue a search's driver (on ``connection``, default: the app's broker). Idempotent on the worker
+    side: a search that is already running or finished is left alone, so a duplicate message
+    (redelivery, resubmit) is harmless."""
+    celery_app.send_task(RUN_SEARCH, args=[search_id], queue=SEARCH_QUEUE, task_id=_search_task_id(search_id),
+                         ignore_result=True, connection=connection)
 
 
 def send_train(payload: dict[str, Any], task_id: str) -> None:

@@ -27,10 +27,10 @@ from api.schemas.searches import (
 )
 from nas.service import SearchStatus, get_search, list_searches, mark_finished, request_cancel
 from nas.service.async_store import create_search_async, get_search_async
-from nas.service.health import check_redis_async
+from nas.service.health import async_redis, check_redis_async
 from nas.service.results import best_architecture, pareto_front, trials_page
 from nas.service.validate import validate_submission
-from workers.dispatch import submit_search
+from workers.dispatch import submit_search_async
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +45,14 @@ router = APIRouter(prefix="/searches", tags=["searches"], responses=UNAUTHORIZED
 async def submit(document: Annotated[Any, Body()], token: CurrentToken, url: DatabaseUrl, settings: SettingsDep,
                  response: Response) -> SearchPublic:
     """Store the search (queued) and put it on the ``search`` queue; a search worker picks it up.
-    Celery's publish blocks (a dead Redis takes seconds to time out), so it runs in a worker thread."""
+    All on the event loop, each step bounded by a timeout (see ``workers.publish``)."""
     spec = validate_submission(document)
     if await check_redis_async(settings.redis_url) != "ok":  # 2 s; Celery's own publish retries take ~20 s
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the search queue is unreachable; "
                             "nothing was stored, submit again later")
     record = await create_search_async(url, spec, token.id)
     try:
-        await run_in_threadpool(submit_search, record.id)
+        await submit_search_async(record.id, async_redis(settings.redis_url))
     except Exception as exc:  # the broker is down: do not leave a queued search nobody will ever run
         log.error("could not queue search %s: %s", record.id, exc)
         await run_in_threadpool(partial(mark_finished, url, record.id, SearchStatus.failed,

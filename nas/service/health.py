@@ -47,8 +47,9 @@ def check_redis(url: str, timeout: float = 2.0) -> str:
 _async_clients: dict[tuple[str, float, int], tuple[asyncio.AbstractEventLoop, Any]] = {}
 
 
-def _async_redis_client(url: str, timeout: float) -> Any:
-    """An asyncio client per URL and event loop (its connections belong to the loop that opened them)."""
+def async_redis(url: str, timeout: float = 2.0) -> Any:
+    """An asyncio client per URL and event loop (its connections belong to the loop that opened them);
+    ``timeout`` bounds connecting and every command, so a dead broker fails a request, not hangs it."""
     import redis.asyncio
 
     loop = asyncio.get_running_loop()
@@ -63,7 +64,7 @@ async def check_redis_async(url: str, timeout: float = 2.0) -> str:
     """``check_redis`` on the event loop: every submission pings the broker, and a worker thread for a
     30-microsecond ping cost more than the ping."""
     try:
-        await _async_redis_client(url, timeout).ping()
+        await async_redis(url, timeout).ping()
     except Exception as exc:
         log.warning("redis health check failed: %s", exc)
         return f"error: {type(exc).__name__}: {exc}"
