@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     api_url: str = Field(default="http://127.0.0.1:8000", description="Where CLI client commands send requests.")
     api_token: str = Field(default="", description="Bearer token for CLI client commands (`nas token create`).")
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Larger API request bodies get 413.")
+    api_db_connections: int = Field(
+        default=16, ge=1, le=100, description="PostgreSQL connections per API process for its per-request "
+        "statements, opened on demand (with 50 back-to-back clients 16 kept the p99 at a third of 8's).")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Browser origins allowed to call the API, comma-separated; none by default.")
 
