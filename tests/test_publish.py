@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
+import time
 import uuid
 from typing import Any
 
+import pytest
+
+from nas.service.health import async_redis, check_redis_async
 from workers.app import SEARCH_QUEUE, celery_app
 from workers.dispatch import submit_search, submit_search_async
 
-from .api_support import REDIS_URL
+from .api_support import REDIS_URL, free_port
 
 pytest_plugins = ["tests.service_fixtures"]  # redis_client
 
@@ -45,3 +51,37 @@ def test_a_search_queued_from_the_event_loop_is_the_message_send_task_writes(red
     assert tags[0] != tags[1]  # unique per message, as kombu makes them
     assert by_the_api == by_celery
     assert by_the_api["headers"]["task"] == "nas.search.run" and by_the_api["headers"]["id"] == f"search-{search_id}"
+
+
+def test_the_loop_s_broker_client_survives_a_redis_restart(tmp_path: Any) -> None:
+    """After Redis restarts, the pooled asyncio connection is dead; the next submission's ping and push
+    must reconnect rather than answer 'queue unreachable' (the synchronous client retries by itself)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server")
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() != b"PONG":
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+        return proc
+
+    async def scenario() -> None:
+        server = start()
+        try:
+            assert await check_redis_async(url) == "ok"
+            server.terminate()
+            server.wait(10)
+            server = start()
+            assert await check_redis_async(url) == "ok"
+            await submit_search_async("after-restart", async_redis(url))
+            assert await async_redis(url).llen(SEARCH_QUEUE) == 1
+        finally:
+            server.terminate()
+            server.wait(10)
+
+    asyncio.run(scenario())

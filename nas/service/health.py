@@ -51,12 +51,17 @@ def async_redis(url: str, timeout: float = 2.0) -> Any:
     """An asyncio client per URL and event loop (its connections belong to the loop that opened them);
     ``timeout`` bounds connecting and every command, so a dead broker fails a request, not hangs it."""
     import redis.asyncio
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
 
     loop = asyncio.get_running_loop()
     key = (url, timeout, id(loop))
     if key not in _async_clients:
+        # One retry: after Redis restarts, a pooled connection's first command fails ("Connection closed
+        # by server"), and the asyncio client, unlike the synchronous one, does not try again by itself.
         _async_clients[key] = (loop, redis.asyncio.Redis.from_url(
-            url, socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=30))
+            url, socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=30,
+            retry=Retry(NoBackoff(), 1)))
     return _async_clients[key][1]
 
 
