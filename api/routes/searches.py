@@ -1,7 +1,7 @@
 """Searches: submit, list, read, trials, best architecture, Pareto front, cancel.
 
-Every route reads through ``get_search(url, id, owner)``, so a token only ever sees its own searches
-(another token's search is a 404, indistinguishable from a missing one).
+Every route reads through ``get_search(url, id, owner)`` (or its coroutine twin), so a token only ever
+sees its own searches (another token's search is a 404, indistinguishable from a missing one).
 """
 
 from __future__ import annotations
@@ -45,9 +45,10 @@ router = APIRouter(prefix="/searches", tags=["searches"], responses=UNAUTHORIZED
 async def submit(document: Annotated[Any, Body()], token: CurrentToken, url: DatabaseUrl, settings: SettingsDep,
                  response: Response) -> SearchPublic:
     """Store the search (queued) and put it on the ``search`` queue; a search worker picks it up.
-    All on the event loop, each step bounded by a timeout (see ``workers.publish``)."""
+    On PostgreSQL every step runs on the event loop (the two Redis calls time out after 2 s), so the
+    process serves other requests meanwhile; see ``nas.service.async_store`` and ``workers.publish``."""
     spec = validate_submission(document)
-    if await check_redis_async(settings.redis_url) != "ok":  # 2 s; Celery's own publish retries take ~20 s
+    if await check_redis_async(settings.redis_url) != "ok":  # 2 s, twice at most; Celery retries ~20 s
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the search queue is unreachable; "
                             "nothing was stored, submit again later")
     record = await create_search_async(url, spec, token.id)
