@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from functools import lru_cache
 from typing import Any
 
 from nas.service.store import ping_database
+from nas.storage.per_loop import PerLoop
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,7 @@ def check_redis(url: str, timeout: float = 2.0) -> str:
     return "ok"
 
 
-# (url, timeout, id(loop)) -> (loop, client); the loop is kept so its id is not reused while the entry lives.
-_async_clients: dict[tuple[str, float, int], tuple[asyncio.AbstractEventLoop, Any]] = {}
+_async_clients: PerLoop[Any] = PerLoop()
 
 
 def async_redis(url: str, timeout: float = 2.0) -> Any:
@@ -54,15 +53,11 @@ def async_redis(url: str, timeout: float = 2.0) -> Any:
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
-    loop = asyncio.get_running_loop()
-    key = (url, timeout, id(loop))
-    if key not in _async_clients:
-        # One retry: after Redis restarts, a pooled connection's first command fails ("Connection closed
-        # by server"), and the asyncio client, unlike the synchronous one, does not try again by itself.
-        _async_clients[key] = (loop, redis.asyncio.Redis.from_url(
-            url, socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=30,
-            retry=Retry(NoBackoff(), 1)))
-    return _async_clients[key][1]
+    # One retry: after Redis restarts, a pooled connection's first command fails ("Connection closed by
+    # server"), and the asyncio client, unlike the synchronous one, does not try again by itself.
+    return _async_clients.get((url, timeout), lambda _loop: redis.asyncio.Redis.from_url(
+        url, socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=30,
+        retry=Retry(NoBackoff(), 1)))
 
 
 async def check_redis_async(url: str, timeout: float = 2.0) -> str:

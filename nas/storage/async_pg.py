@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -27,6 +26,7 @@ from sqlalchemy.engine import make_url
 
 from nas.errors import DatabaseUnavailableError
 from nas.settings import get_settings
+from nas.storage.per_loop import PerLoop
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,8 @@ _T = TypeVar("_T")
 
 CONNECT_TIMEOUT = 5.0
 
-# (url, id(loop)) -> (loop, the task creating the pool). The loop is kept so its id cannot be reused by a
-# later loop (tests start one per client) while the entry exists.
-_pools: dict[tuple[str, int], tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = {}
+# url -> the task creating the pool, per event loop; requests that arrive while it is created all wait for it.
+_pools: PerLoop[asyncio.Task[Any]] = PerLoop()
 
 
 @lru_cache(maxsize=16)
@@ -65,19 +64,12 @@ async def _init_connection(connection: Any) -> None:
 async def _pool(url: str) -> Any:
     import asyncpg
 
-    loop = asyncio.get_running_loop()
-    key = (url, id(loop))
-    entry = _pools.get(key)
-    if entry is None:
+    async def create() -> Any:
         # min_size 0: creating the pool connects to nothing, so it does not fail; the first statement may.
-        # A task, so requests that arrive while it is created all wait for the same pool.
-        async def create() -> Any:
-            return await asyncpg.create_pool(_dsn(url), min_size=0, max_size=get_settings().api_db_connections,
-                                             timeout=CONNECT_TIMEOUT, init=_init_connection, reset=_keep_session)
+        return await asyncpg.create_pool(_dsn(url), min_size=0, max_size=get_settings().api_db_connections,
+                                         timeout=CONNECT_TIMEOUT, init=_init_connection, reset=_keep_session)
 
-        creating = loop.create_task(create())
-        entry = _pools[key] = (loop, creating)
-    return await entry[1]
+    return await _pools.get(url, lambda loop: loop.create_task(create()))
 
 
 def _dropped(exc: BaseException) -> bool:
@@ -114,11 +106,3 @@ async def run(url: str, statement: Callable[[Any], Awaitable[_T]]) -> _T:
                 raise DatabaseUnavailableError(f"{type(exc).__name__}: {reason[0] if reason else ''}") from exc
             raise
     raise AssertionError("unreachable")
-
-
-def _forget_pools_after_fork() -> None:
-    """A forked child must not touch its parent's connections (nor its event loop)."""
-    _pools.clear()
-
-
-os.register_at_fork(after_in_child=_forget_pools_after_fork)
