@@ -12,7 +12,7 @@ import math
 import random
 from typing import Any
 
-from nas.arch import Architecture, BlockType, parse_architecture
+from nas.arch import PYTORCH_BATCHNORM, Architecture, BatchNorm, BlockType, parse_architecture
 from nas.channels import make_divisible
 from nas.spaces._schema import SpaceDefinition, StageSpace
 
@@ -27,6 +27,11 @@ class SearchSpace:
     @property
     def name(self) -> str:
         return self.definition.name
+
+    @property
+    def bn(self) -> BatchNorm:
+        """The BatchNorm settings of every member (PyTorch's defaults unless the space names others)."""
+        return self.definition.batchnorm or PYTORCH_BATCHNORM
 
     # -- dimensions ----------------------------------------------------------------------
     def dimensions(self) -> dict[str, list[Any]]:
@@ -117,6 +122,8 @@ class SearchSpace:
             head_ch = None
         doc["head"] = {"channels": head_ch, "activation": choices["head.activation"], "dropout": hd.dropout,
                        "hidden": self.scale(hd.hidden, width) if hd.hidden else None}
+        if d.batchnorm is not None:
+            doc["batchnorm"] = d.batchnorm.model_dump(mode="json")
         return parse_architecture(doc, source=f"{self.name} decoder")
 
     def _stage_channels(self, s: int, st: StageSpace, choices: Choices, width: float) -> int:
