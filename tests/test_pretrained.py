@@ -144,6 +144,8 @@ def test_netadapt_seed_fine_tunes_given_weights_with_a_fresh_classifier_for_the_
 
 
 def test_netadapt_refuses_seed_weights_of_another_network(tmp_path: Path) -> None:
+    import optuna
+
     from nas.errors import SearchError
     from nas.export import export_state
     from nas.search import run_search
@@ -161,3 +163,5 @@ def test_netadapt_refuses_seed_weights_of_another_network(tmp_path: Path) -> Non
                          budget={"trials": 2})
         with pytest.raises(SearchError, match=f"strategy.options.seed_weights: .*{message}"):
             run_search(spec, storage_url=f"sqlite:///{tmp_path / 'nas.db'}", run_dir=tmp_path / path.stem)
+        study = optuna.load_study(study_name=spec.name, storage=f"sqlite:///{tmp_path / 'nas.db'}")
+        assert study.trials == [], "refused before a trial was asked: no trial left running"

@@ -120,15 +120,15 @@ class NetAdaptStrategy(Strategy):
                                  "epochs": int(self._opt(ctx, "final_epochs", 2 * ctx.spec.proxy.recipe.epochs))}]
         proposals = []
         for item in state["pending"][:n]:
+            if item["kind"] == "seed":  # checked before a trial exists: a refused file leaves none behind
+                init = self._seed_weights(ctx, parse_architecture(item["architecture"]))
+            else:
+                init = state["current"]["checkpoint"]
             trial = ctx.study.ask()
             state["asked"].append(trial.number)
             attrs = {"netadapt_phase": state["phase"], "netadapt_iteration": state["iteration"],
                      "netadapt_kind": item["kind"], "netadapt_layer": item.get("layer"),
                      "netadapt_estimated_ms": item.get("estimated_ms")}
-            if item["kind"] == "seed":
-                init = self._seed_weights(ctx, parse_architecture(item["architecture"]))
-            else:
-                init = state["current"]["checkpoint"]
             proposals.append(Proposal(trial=trial, arch=parse_architecture(item["architecture"]),
                                       epochs=item.get("epochs"), init_checkpoint=init, attrs=attrs))
         state["pending"] = state["pending"][len(proposals):]
