@@ -1,7 +1,7 @@
 """Architecture document -> ``torch.nn.Module``.
 
-Owns the cross-block concerns (channel threading, stem, head, weight init); the blocks themselves
-live in ``nas.blocks``. Builds for any resolution >= 32 and any class count.
+Owns the cross-block concerns (channel threading, stem, head, weight init, BatchNorm settings); the
+blocks themselves live in ``nas.blocks``. Builds for any resolution >= 32 and any class count.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas.arch import Architecture, BlockType
+from nas.arch import Architecture, BatchNorm, BlockType
 from nas.blocks import ConvBNAct, MBConv, ShuffleV1Unit, ShuffleV2Unit, activation
 
 _BLOCKS: dict[BlockType, type[nn.Module]] = {
@@ -45,6 +45,7 @@ class Network(nn.Module):
         classifier.append(nn.Linear(width, arch.num_classes))
         self.classifier = nn.Sequential(*classifier)
         init_weights(self)
+        apply_batchnorm(self, arch.bn)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.head_conv(self.blocks(self.stem(x)))
@@ -77,6 +78,21 @@ def init_weights(module: nn.Module) -> None:
         elif isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0, 0.01)
             nn.init.zeros_(m.bias)
+
+
+def output_layer(arch: Architecture) -> str:
+    """State-dict prefix of the network's last Linear, the one sized by ``num_classes``
+    (``classifier`` holds [Linear, act] for a hidden layer, then Dropout if any, then this Linear)."""
+    return f"classifier.{(2 if arch.head.hidden else 0) + (1 if arch.head.dropout else 0)}."
+
+
+def apply_batchnorm(module: nn.Module, bn: BatchNorm) -> None:
+    """Give every BN layer the architecture's eps and momentum. Set here, once, rather than threaded
+    through every block's arguments: it is a property of the whole network (as in torchvision, whose
+    MobileNetV3 passes one ``norm_layer`` partial to every block)."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eps, m.momentum = bn.eps, bn.momentum
 
 
 def build_model(arch: Architecture) -> Network:

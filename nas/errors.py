@@ -37,6 +37,14 @@ class ExportError(NASError):
     """A model could not be exported or checked in the target runtime."""
 
 
+class WeightsError(NASError):
+    """A weights file cannot be imported into a network: names the file and the offending key or field."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: {reason}")
+
+
 class DatasetError(NASError):
     """A proxy dataset cannot be loaded: names the path and what is wrong with it."""
 

@@ -20,7 +20,34 @@ def test_hash_is_stable_across_key_order_and_reloads() -> None:
     a = load_architecture(SMALL)
     shuffled = json.loads(json.dumps(doc(), sort_keys=True)[::1])
     assert parse_architecture(dict(reversed(list(shuffled.items())))).hash == a.hash
-    assert a.hash == "281fc0aa4278bb1d"  # changes only when the schema changes; bump SCHEMA_VERSION then
+    assert a.hash == "a7ac0a42680eb07a"  # changes only when the schema changes; bump SCHEMA_VERSION then
+    # (it was 281fc0aa4278bb1d before the reference carried MobileNetV3's published BatchNorm settings)
+
+
+def test_batchnorm_settings_are_part_of_the_network_but_absent_ones_change_no_existing_document() -> None:
+    published = load_architecture(SMALL)
+    assert published.bn.eps == 1e-3 and published.bn.momentum == 0.01
+    older = doc()
+    del older["batchnorm"]  # a document written before the field existed: PyTorch's defaults
+    old = parse_architecture(older)
+    assert old.hash == "281fc0aa4278bb1d" and old.hash != published.hash
+    assert "batchnorm" not in old.model_dump(mode="json") and "_bn" not in to_string(old)
+    assert (old.bn.eps, old.bn.momentum) == (1e-5, 0.1)
+    # PyTorch's defaults written out are the same network as no field: one encoding
+    assert parse_architecture({**older, "batchnorm": {"eps": 1e-5, "momentum": 0.1}}) == old
+    assert to_string(published).startswith("mobilenetv3-small@r224_n1000_bne0.001_bnm0.01|")
+    assert from_string(to_string(published)) == published
+
+
+def test_the_builder_gives_every_batchnorm_layer_the_documents_settings() -> None:
+    from torch import nn
+
+    from nas.builder import build_model
+
+    for arch, expected in ((load_architecture(SMALL), (1e-3, 0.01)), (load_architecture("mobilenetv2-1.0"),
+                                                                       (1e-5, 0.1))):
+        norms = [m for m in build_model(arch).modules() if isinstance(m, nn.BatchNorm2d)]
+        assert norms and {(m.eps, m.momentum) for m in norms} == {expected}
 
 
 def test_hash_ignores_space_label_and_resolution_but_not_structure() -> None:
@@ -76,6 +103,14 @@ def test_shuffle_units_enforce_their_shape_rules() -> None:
     d["stages"][0][0]["out"] = 24  # stride-2 V1 unit concatenates its input: must widen
     with pytest.raises(ArchitectureError):
         parse_architecture(d)
+
+
+def test_unknown_batchnorm_tokens_are_named() -> None:
+    text = to_string(load_architecture(SMALL))
+    with pytest.raises(ArchitectureError, match="unknown token 'bnx3'"):
+        from_string(text.replace("_bnm0.01", "_bnx3"))
+    with pytest.raises(ArchitectureError, match="batchnorm.eps"):
+        from_string(text.replace("bne0.001", "bne0"))
 
 
 def test_unknown_string_tokens_are_named() -> None:

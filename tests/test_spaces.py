@@ -101,3 +101,20 @@ def test_invalid_yaml_and_unknown_space_names_are_clear(tmp_path) -> None:  # ty
         load_space(str(bad))
     with pytest.raises(NotFoundError, match="shufflenet"):
         load_space("resnet")
+
+
+@pytest.mark.parametrize(("name", "published"), [
+    ("mobilenetv3-small", (1e-3, 0.01)), ("mobilenetv3-large", (1e-3, 0.01)),
+    ("mobilenetv2", (1e-5, 0.1)), ("shufflenet", (1e-5, 0.1)),
+])
+def test_members_carry_their_familys_published_batchnorm_settings(name: str, published: tuple[float, float]) -> None:
+    arch = load_space(name).sample(seed=1)
+    assert (arch.bn.eps, arch.bn.momentum) == published
+    assert ("batchnorm" in arch.model_dump(mode="json")) == (published != (1e-5, 0.1))
+
+
+def test_a_mobilenetv3_network_with_other_batchnorm_settings_is_not_a_member() -> None:
+    space = load_space("mobilenetv3-small")
+    arch = load_architecture("mobilenetv3-small-1.0").with_(batchnorm=None)
+    assert membership_problems(space, arch) == [
+        ("batchnorm", "the space's networks use BatchNorm eps 0.001, momentum 0.01; this one eps 1e-05, momentum 0.1")]

@@ -145,6 +145,15 @@ def test_a_class_count_mismatch_between_network_and_data_is_refused(data: ProxyD
         train_and_evaluate(tiny(num_classes=5), data, recipe())
 
 
+def test_slow_batchnorm_statistics_without_re_estimation_are_warned_about(data: ProxyData, caplog) -> None:  # type: ignore[no-untyped-def]
+    published = tiny().with_(batchnorm={"eps": 1e-3, "momentum": 0.01})  # MobileNetV3's settings
+    with caplog.at_level("WARNING", logger="nas.proxies._train"):
+        train_and_evaluate(published, data, recipe(epochs=1, subset=100, bn_recalibration=0))
+        train_and_evaluate(published, data, recipe(epochs=1, subset=100))  # re-estimated: nothing to warn
+    warned = [r.getMessage() for r in caplog.records if "bn_recalibration" in r.getMessage()]
+    assert len(warned) == 1 and "momentum 0.01 over 4 steps leaves 96%" in warned[0]
+
+
 def test_data_at_another_resolution_is_resized_to_the_recipes(data: ProxyData) -> None:
     result = train_and_evaluate(tiny(), data, recipe(epochs=1, resolution=12, subset=100))
     assert 0.0 <= result.accuracy <= 1.0 and result.epochs_run == 1

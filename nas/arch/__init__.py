@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from nas.arch._io import load_architecture, save_architecture
 from nas.arch._model import (
+    PYTORCH_BATCHNORM,
     SCHEMA_VERSION,
     Activation,
     Architecture,
+    BatchNorm,
     Block,
     BlockType,
     Head,
@@ -16,9 +18,11 @@ from nas.arch._model import (
 from nas.arch._string import from_string, to_string
 
 __all__ = [
+    "PYTORCH_BATCHNORM",
     "SCHEMA_VERSION",
     "Activation",
     "Architecture",
+    "BatchNorm",
     "Block",
     "BlockType",
     "Head",

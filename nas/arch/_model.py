@@ -12,7 +12,7 @@ import json
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nas._documents import first_error
 from nas.errors import ArchitectureError
@@ -68,6 +68,20 @@ class Head(_Frozen):
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
 
 
+class BatchNorm(_Frozen):
+    """Settings of every BatchNorm layer, in PyTorch's convention (running = (1 - momentum) x running +
+    momentum x batch). An architecture without them uses PyTorch's defaults, eps 1e-5 and momentum 0.1,
+    as torchvision's MobileNetV2 and ShuffleNets do; MobileNetV3 was published with eps 1e-3 and momentum
+    0.01 (TensorFlow's decay 0.99), and its weights only reproduce with that eps, so its spaces and
+    references carry them. Part of the network's identity: eps changes its outputs, momentum its training."""
+
+    eps: float = Field(default=1e-5, gt=0.0, le=0.1)
+    momentum: float = Field(default=0.1, gt=0.0, le=1.0)
+
+
+PYTORCH_BATCHNORM = BatchNorm()
+
+
 class Architecture(_Frozen):
     schema_version: Literal[1] = 1
     space: str | None = None
@@ -76,6 +90,15 @@ class Architecture(_Frozen):
     stem: Stem
     stages: list[list[Block]] = Field(min_length=1)
     head: Head
+    batchnorm: BatchNorm | None = Field(
+        default=None, exclude_if=lambda v: v is None,
+        description="BatchNorm eps and momentum; absent (None): PyTorch's defaults. Omitted from the "
+                    "document when absent, so documents written before the field existed keep their hash.")
+
+    @field_validator("batchnorm")
+    @classmethod
+    def _one_encoding_for_the_defaults(cls, v: BatchNorm | None) -> BatchNorm | None:
+        return None if v == PYTORCH_BATCHNORM else v
 
     @model_validator(mode="after")
     def _check_structure(self) -> Architecture:
@@ -92,6 +115,11 @@ class Architecture(_Frozen):
                 result.append((f"stages[{s}][{b}]", channels, block))
                 channels = block.out
         return result
+
+    @property
+    def bn(self) -> BatchNorm:
+        """The BatchNorm settings in force (PyTorch's defaults when the document has none)."""
+        return self.batchnorm or PYTORCH_BATCHNORM
 
     @property
     def last_channels(self) -> int:

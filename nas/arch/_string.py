@@ -3,7 +3,9 @@
     mobilenetv3-small@r224_n1000|st_c16_k3_s2_hs|mb_c16_m16_k3_s2_se_re;mb_c24_m72_k3_s2_re,...|hd_c576_h1024_hs_d0.2
 
 Stages are separated by ``;``, blocks by ``,``. Tokens: c=out channels, m=mid, k=kernel, s=stride,
-g=groups, gf0=dense first 1x1, se, pool, h=hidden, d=dropout, and the activations re/r6/hs.
+g=groups, gf0=dense first 1x1, se, pool, h=hidden, d=dropout, and the activations re/r6/hs; in the
+header r=resolution, n=classes and, only when they are not PyTorch's defaults, bne/bnm=BatchNorm eps
+and momentum (``r224_n1000_bne0.001_bnm0.01`` for MobileNetV3).
 Decoding then encoding gives the same text; unknown tokens are errors naming the token.
 """
 
@@ -18,11 +20,14 @@ _ACT = {Activation.relu: "re", Activation.relu6: "r6", Activation.hswish: "hs"}
 _ACT_BACK = {v: k.value for k, v in _ACT.items()}
 _TYPE = {BlockType.mbconv: "mb", BlockType.shufflev1: "sv1", BlockType.shufflev2: "sv2"}
 _TYPE_BACK = {v: k.value for k, v in _TYPE.items()}
+_FLOATS = {"dropout", "eps", "momentum"}
 
 
 def to_string(arch: Architecture) -> str:
     head = f"{arch.space}@" if arch.space else ""
-    parts = [f"{head}r{arch.resolution}_n{arch.num_classes}"]
+    bn = arch.batchnorm
+    bn_tokens = f"_bne{bn.eps!r}_bnm{bn.momentum!r}" if bn else ""
+    parts = [f"{head}r{arch.resolution}_n{arch.num_classes}{bn_tokens}"]
     st = arch.stem
     parts.append("_".join(["st", f"c{st.channels}", f"k{st.kernel}", f"s{st.stride}", _ACT[st.activation]]
                           + (["pool"] if st.pool else [])))
@@ -50,8 +55,11 @@ def from_string(text: str) -> Architecture:
         raise ArchitectureError("(string)", f"expected 4 '|'-separated sections, got {len(sections)}")
     space, _, top = sections[0].rpartition("@")
     doc: dict[str, Any] = {"space": space or None}
+    header: dict[str, Any] = {}
     for tok in top.split("_"):
-        _put(doc, tok, {"r": "resolution", "n": "num_classes"}, "header")
+        _put(header, tok, {"r": "resolution", "n": "num_classes", "bne": "eps", "bnm": "momentum"}, "header")
+    bn = {k: header.pop(k) for k in ("eps", "momentum") if k in header}
+    doc.update(header, **({"batchnorm": bn} if bn else {}))
     doc["stem"] = _tokens(sections[1], "st", {"c": "channels", "k": "kernel", "s": "stride"})
     doc["stages"] = [
         [_block(tok) for tok in stage.split(",")] for stage in sections[2].split(";")
@@ -87,10 +95,11 @@ def _tokens(text: str, prefix: str, numeric: dict[str, str]) -> dict[str, Any]:
 
 
 def _put(out: dict[str, Any], tok: str, numeric: dict[str, str], where: str) -> None:
-    key, value = tok[:1], tok[1:]
-    if key not in numeric or not value:
+    key = next((k for k in sorted(numeric, key=len, reverse=True) if tok.startswith(k)), "")
+    value = tok[len(key):]
+    if not key or not value:
         raise ArchitectureError("(string)", f"unknown token {tok!r} in {where!r}")
     try:
-        out[numeric[key]] = float(value) if key == "d" else int(value)
+        out[numeric[key]] = float(value) if numeric[key] in _FLOATS else int(value)
     except ValueError:
         raise ArchitectureError("(string)", f"token {tok!r} in {where!r} needs a number") from None

@@ -1,4 +1,4 @@
-"""``nas arch``: stats, show, sample, validate, export."""
+"""``nas arch``: stats, show, sample, validate, export, import-weights."""
 
 from __future__ import annotations
 
@@ -123,3 +123,24 @@ def export(name: ArchArg,
     if state is not None:
         export_state(arch, state, model=model)
         console.print(f"wrote {state}")
+
+
+@app.command("import-weights")
+def import_weights(
+    weights: Annotated[Path, typer.Argument(help="A torchvision MobileNetV3 state dict (.pth).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Write this project's state file here.")],
+    arch: Annotated[str | None, typer.Option(
+        "--arch", help="Reference name, file or string to load into; default: the MobileNetV3 reference "
+                       "the weights fit.")] = None,
+    resolution: ResolutionOpt = None,
+) -> None:
+    """Load torchvision MobileNetV3-Large/Small weights into the matching reference (same outputs)."""
+    from nas.export import export_state
+    from nas.pretrained import import_torchvision
+
+    target, model, provenance = import_torchvision(weights, arch)
+    if resolution is not None:
+        target = target.with_(resolution=resolution)
+    export_state(target, out, model=model, provenance=provenance)
+    console.print(f"imported {provenance['tensors']} tensors into {provenance['architecture']} "
+                  f"({target.num_classes} classes, hash {target.hash}); wrote {out}")

@@ -217,6 +217,16 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, criterion: 
     return loss_sum / max(seen, 1), step, False
 
 
+def _warn_if_bn_statistics_lag(arch: Architecture, recipe: TrainRecipe, steps: int) -> None:
+    """Measured on digits: MobileNetV3's BN momentum 0.01 without re-estimation leaves validation at chance
+    after 2 and 5 epochs (the running averages still hold much of their initial 0/1)."""
+    left = (1 - arch.bn.momentum) ** steps
+    if not recipe.bn_recalibration and left > 0.05:
+        log.warning("%s: BatchNorm momentum %g over %d steps leaves %.0f%% of the initial running statistics and "
+                    "bn_recalibration is 0, so validation accuracy will be far too low; set bn_recalibration > 0",
+                    arch.hash, arch.bn.momentum, steps, 100 * left)
+
+
 def train_and_evaluate(arch: Architecture, data: ProxyData, recipe: TrainRecipe | None = None,
                        report: Reporter | None = None,
                        init_state: Mapping[str, Any] | None = None) -> TrainResult:
@@ -253,6 +263,7 @@ def train_and_evaluate(arch: Architecture, data: ProxyData, recipe: TrainRecipe 
         calibration = calibration[:recipe.bn_recalibration].to(device)
         steps_per_epoch = sum(1 for s in range(0, n, recipe.batch_size) if n - s >= 2)
         total = steps_per_epoch * recipe.epochs
+        _warn_if_bn_statistics_lag(arch, recipe, total)
         accs: list[float] = []
         losses: list[float] = []
         step, pruned, diverged = 0, False, False

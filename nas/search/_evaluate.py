@@ -143,8 +143,8 @@ def train_candidate(req: TrainRequest) -> TrainOutcome:
         from nas.builder import build_model
         from nas.strategies._shrink import truncate_state
 
-        parent = torch.load(req.init_checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-        init_state = truncate_state(parent, build_model(arch).state_dict())
+        blob = torch.load(req.init_checkpoint, map_location="cpu", weights_only=True)
+        init_state = truncate_state(_for_these_classes(blob, arch), build_model(arch).state_dict())
     result = train_and_evaluate(arch, _dataset(req.dataset), req.recipe, report=report, init_state=init_state)
     checkpoint = None
     if req.save_checkpoint and not result.pruned:
@@ -161,6 +161,20 @@ def train_candidate(req: TrainRequest) -> TrainOutcome:
     return TrainOutcome(accuracy=result.accuracy, val_accuracy=result.val_accuracy, epochs_run=result.epochs_run,
                         pruned=result.pruned, diverged=result.diverged, train_seconds=result.train_seconds,
                         device=result.device, inherited=result.inherited, checkpoint=checkpoint)
+
+
+def _for_these_classes(blob: dict[str, Any], arch: Architecture) -> dict[str, Any]:
+    """A state file's tensors, without its output layer when it was trained for another class count
+    (pretrained ImageNet weights seeding a proxy task): that layer starts fresh, as in transfer learning,
+    rather than as the first rows of another task's classifier."""
+    from nas.builder import output_layer
+
+    state: dict[str, Any] = blob["state_dict"]
+    parent = blob.get("architecture")
+    if parent is None or parent.get("num_classes") == arch.num_classes:
+        return state
+    prefix = output_layer(parse_architecture(parent))
+    return {k: v for k, v in state.items() if not k.startswith(prefix)}
 
 
 def _load_state(arch: Architecture, state: dict[str, Any]) -> Any:

@@ -35,6 +35,9 @@ class EvolutionOptions(_Options):
 
 class NetAdaptOptions(_Options):
     seed: str = Field(min_length=1, description="Starting network: a reference name, file or string form.")
+    seed_weights: str | None = Field(default=None, min_length=1,
+                                     description="State file of the seed network (nas arch import-weights) to "
+                                                 "start from instead of training the seed from scratch.")
     step: float = Field(default=0.02, gt=0, lt=1, description="Latency cut per iteration, as a share of L0.")
     decay: float = Field(default=0.96, gt=0, le=1)
     finetune_epochs: int = Field(default=1, ge=0, le=1000)

@@ -67,6 +67,10 @@ def membership_problems(space: SearchSpace, arch: Architecture) -> list[tuple[st
     else:
         in_range("head.hidden", hd.hidden, space.scale(hs.hidden, lo_w), space.scale(hs.hidden, hi_w), div)
     one_of("head.activation", hd.activation, list(hs.activation))
+    if arch.bn != space.bn:
+        want, have = space.bn, arch.bn
+        found.append(("batchnorm", f"the space's networks use BatchNorm eps {want.eps:g}, momentum {want.momentum:g}; "
+                                   f"this one eps {have.eps:g}, momentum {have.momentum:g}"))
     return found
 
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from nas.arch import Activation, BlockType
+from nas.arch import Activation, BatchNorm, BlockType
 
 
 class _Strict(BaseModel):
@@ -101,6 +101,9 @@ class SpaceDefinition(_Strict):
     stem: StemSpace
     stages: list[StageSpace] = Field(min_length=1, max_length=12)
     head: HeadSpace
+    batchnorm: BatchNorm | None = Field(
+        default=None, description="BatchNorm eps/momentum of every member (MobileNetV3: 0.001/0.01); "
+                                  "absent: PyTorch's defaults (1e-5/0.1).")
 
     @field_validator("resolution")
     @classmethod

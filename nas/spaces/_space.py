@@ -12,7 +12,7 @@ import math
 import random
 from typing import Any
 
-from nas.arch import Architecture, BlockType, parse_architecture
+from nas.arch import PYTORCH_BATCHNORM, Architecture, BatchNorm, BlockType, parse_architecture
 from nas.channels import make_divisible
 from nas.spaces._schema import SpaceDefinition, StageSpace
 
@@ -32,6 +32,11 @@ class SearchSpace:
         """The same space deployed at these resolutions only (a spec that fixes the resolution)."""
         definition = self.definition.model_copy(update={"resolution": list(resolutions)})
         return SearchSpace(type(definition).model_validate(definition.model_dump()), self.source)
+
+    @property
+    def bn(self) -> BatchNorm:
+        """The BatchNorm settings of every member (PyTorch's defaults unless the space names others)."""
+        return self.definition.batchnorm or PYTORCH_BATCHNORM
 
     # -- dimensions ----------------------------------------------------------------------
     def dimensions(self) -> dict[str, list[Any]]:
@@ -122,6 +127,8 @@ class SearchSpace:
             head_ch = None
         doc["head"] = {"channels": head_ch, "activation": choices["head.activation"], "dropout": hd.dropout,
                        "hidden": self.scale(hd.hidden, width) if hd.hidden else None}
+        if d.batchnorm is not None:
+            doc["batchnorm"] = d.batchnorm.model_dump(mode="json")
         return parse_architecture(doc, source=f"{self.name} decoder")
 
     def _stage_channels(self, s: int, st: StageSpace, choices: Choices, width: float) -> int:

@@ -9,14 +9,17 @@ the network that met the target), ``done``. The state lives in the study's user 
 interrupted search resumes where it was.
 
 Options (spec ``strategy.options``): ``seed`` (reference name or architecture file; required),
-``step`` (0.02), ``decay`` (0.96), ``finetune_epochs`` (1), ``final_epochs`` (2 x recipe epochs),
-``selection`` (``accuracy_per_ms`` | ``accuracy``), ``max_proposals`` (8: the layers with the largest
-share of table latency).
+``seed_weights`` (a state file of the seed network, e.g. from ``nas arch import-weights``: the seed trial
+fine-tunes these weights instead of training from scratch, as MobileNetV3 started from a trained
+network; its output layer starts fresh when the class counts differ), ``step`` (0.02), ``decay`` (0.96),
+``finetune_epochs`` (1), ``final_epochs`` (2 x recipe epochs), ``selection`` (``accuracy_per_ms`` |
+``accuracy``), ``max_proposals`` (8: the layers with the largest share of table latency).
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.arch import Architecture, load_architecture, parse_architecture
@@ -62,6 +65,30 @@ class NetAdaptStrategy(Strategy):
         check_member(ctx.space, arch)
         return arch
 
+    def _seed_weights(self, ctx: SearchContext, seed: Architecture) -> str | None:
+        """The ``seed_weights`` state file, checked to hold the seed network (the class count may differ)."""
+        value = self._opt(ctx, "seed_weights", None)
+        if not value:
+            return None
+        import torch
+
+        path = Path(str(value)).expanduser()
+        field = "strategy.options.seed_weights"
+        if not path.is_file():
+            raise SearchError(f"{field}: no file {str(path)!r}")
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            held = parse_architecture(blob["architecture"], source=str(path))
+            if not isinstance(blob.get("state_dict"), dict):
+                raise KeyError("state_dict")
+        except Exception as exc:  # unreadable, not a dict, no architecture/state_dict
+            raise SearchError(f"{field}: {path} is not a state file of this project (write one with "
+                              f"nas arch import-weights or nas arch export --state): {exc}") from None
+        if held.with_(num_classes=seed.num_classes).hash != seed.hash:
+            raise SearchError(f"{field}: {path} holds network {held.hash}, not the seed network "
+                              f"({seed.with_(num_classes=held.num_classes).hash} with {held.num_classes} classes)")
+        return str(path.resolve())
+
     # -- the strategy interface ------------------------------------------------------------
     def finished(self, ctx: SearchContext) -> bool:
         return self._state(ctx)["phase"] == "done"
@@ -93,12 +120,15 @@ class NetAdaptStrategy(Strategy):
                                  "epochs": int(self._opt(ctx, "final_epochs", 2 * ctx.spec.proxy.recipe.epochs))}]
         proposals = []
         for item in state["pending"][:n]:
+            if item["kind"] == "seed":  # checked before a trial exists: a refused file leaves none behind
+                init = self._seed_weights(ctx, parse_architecture(item["architecture"]))
+            else:
+                init = state["current"]["checkpoint"]
             trial = ctx.study.ask()
             state["asked"].append(trial.number)
             attrs = {"netadapt_phase": state["phase"], "netadapt_iteration": state["iteration"],
                      "netadapt_kind": item["kind"], "netadapt_layer": item.get("layer"),
                      "netadapt_estimated_ms": item.get("estimated_ms")}
-            init = state["current"]["checkpoint"] if item["kind"] != "seed" else None
             proposals.append(Proposal(trial=trial, arch=parse_architecture(item["architecture"]),
                                       epochs=item.get("epochs"), init_checkpoint=init, attrs=attrs))
         state["pending"] = state["pending"][len(proposals):]

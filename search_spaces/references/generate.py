@@ -61,6 +61,7 @@ def mobilenetv3(name: str, table: list[tuple], width: float, hidden: int) -> dic
         "stem": {"channels": scale(16), "kernel": 3, "stride": 2, "activation": "hswish"},
         "stages": _stages_by_out(blocks),
         "head": {"channels": 6 * last, "hidden": scale(hidden), "activation": "hswish", "dropout": 0.2},
+        "batchnorm": {"eps": 0.001, "momentum": 0.01},  # torchvision: partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
     }
 
 
