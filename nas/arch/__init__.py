@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from nas.arch._io import load_architecture, save_architecture
+from nas.arch._io import (
+    ArchitectureRef,
+    architecture_field,
+    load_architecture,
+    reference_names,
+    resolve_architecture,
+    save_architecture,
+)
 from nas.arch._model import (
     SCHEMA_VERSION,
     Activation,
@@ -19,13 +26,17 @@ __all__ = [
     "SCHEMA_VERSION",
     "Activation",
     "Architecture",
+    "ArchitectureRef",
     "Block",
     "BlockType",
     "Head",
     "Stem",
+    "architecture_field",
     "from_string",
     "load_architecture",
     "parse_architecture",
+    "reference_names",
+    "resolve_architecture",
     "save_architecture",
     "to_string",
 ]

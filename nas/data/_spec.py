@@ -7,7 +7,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+
+from nas._documents import service_rules
 
 if TYPE_CHECKING:
     import torch
@@ -37,11 +39,13 @@ class DatasetSpec(BaseModel):
     seed: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
-    def _check_path(self) -> DatasetSpec:
+    def _check_path(self, info: ValidationInfo) -> DatasetSpec:
         if self.kind is DatasetKind.digits and self.path is not None:
             raise ValueError("path: digits ships with scikit-learn and takes no path")
         if self.kind is not DatasetKind.digits and self.path is None:
             raise ValueError(f"path: required for kind={self.kind.value}")
+        if self.path is not None and service_rules(info):
+            _check_under_data_dirs(self.path)
         return self
 
     @property
@@ -50,6 +54,38 @@ class DatasetSpec(BaseModel):
         where = f":{self.path}" if self.path is not None else ""
         sub = f"[{self.subset}]" if self.subset else ""
         return f"{self.kind.value}{where}{sub}@{self.resolution}"
+
+
+def _check_under_data_dirs(path: Path) -> None:
+    """Through the service a dataset path must lie under a configured data directory (``NAS_DATA_DIRS``).
+
+    Decided on the path's text and the data directories alone: absolute, no ``..``, lexically under a data
+    directory, and still under it once symlinks inside it are resolved. Every refusal has the same message,
+    so a request can neither make a worker read a server directory nor learn whether a path exists."""
+    import os
+
+    from nas.settings import get_settings
+
+    roots = [Path(os.path.abspath(r)) for r in get_settings().data_dirs]
+    if not roots:
+        raise ValueError("path: this service takes no dataset paths (NAS_DATA_DIRS is empty): use kind digits, "
+                         "or run the search locally with `nas run`")
+    if not _under(path, roots):
+        raise ValueError("path: a dataset path submitted to the service must be an absolute path under "
+                         + ", ".join(str(r) for r in roots) + " (NAS_DATA_DIRS)")
+
+
+def _under(path: Path, roots: list[Path]) -> bool:
+    import os
+
+    if not path.is_absolute() or ".." in path.parts:
+        return False
+    lexical = Path(os.path.normpath(path))
+    root = next((r for r in roots if lexical.is_relative_to(r)), None)
+    try:  # only symlinks inside the data directory are followed: the path is lexically under it
+        return root is not None and Path(os.path.realpath(lexical)).is_relative_to(os.path.realpath(root))
+    except (OSError, ValueError):  # a NUL byte, a symlink loop: refused like any other
+        return False
 
 
 @dataclass(eq=False)
