@@ -55,6 +55,8 @@ CASES: list[tuple[str, Any, list[Any]]] = [
     ("tournament above the budget's default population",
      {**SPEC, "strategy": {"name": "evolution", "options": {"tournament_size": 10}}},
      ["body", "strategy", "options", "tournament_size"]),
+    ("more digits than there are", {**SPEC, "proxy": {"dataset": {"kind": "digits", "subset": 5000}}},
+     ["body", "proxy", "dataset", "subset"]),
     ("evolution for a Pareto search", {**SPEC, "reward": {"kind": "pareto"}, "strategy": {"name": "evolution"}},
      ["body", "strategy", "name"]),
 ]

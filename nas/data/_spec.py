@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     import torch
 
 
+DIGITS_EXAMPLES = 1797
+"""scikit-learn's digits: known without loading it, so a larger ``subset`` is refused with the spec."""
+
+
 class DatasetKind(StrEnum):
     digits = "digits"
     cifar10 = "cifar10"
@@ -44,6 +48,8 @@ class DatasetSpec(BaseModel):
             raise ValueError("path: digits ships with scikit-learn and takes no path")
         if self.kind is not DatasetKind.digits and self.path is None:
             raise ValueError(f"path: required for kind={self.kind.value}")
+        if self.kind is DatasetKind.digits and self.subset is not None and self.subset > DIGITS_EXAMPLES:
+            raise ValueError(f"subset: digits has {DIGITS_EXAMPLES} examples, {self.subset} asked for")
         if self.path is not None and service_rules(info):
             _check_under_data_dirs(self.path)
         return self
