@@ -55,6 +55,9 @@ def non_json_value(value: Any, path: str | None = None) -> tuple[str, str] | Non
     if value is None or isinstance(value, str | int | bool):
         return None
     if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                return where, f"a key must be text, got {type(key).__name__} {key!r} (quote it)"
         children: Any = value.items()
     elif isinstance(value, list):
         children = enumerate(value)
@@ -72,7 +75,11 @@ def read_yaml_mapping(path: Path, error: Callable[[str, str], Exception], what: 
     if not path.is_file():
         raise error("(file)", "no such file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise error("(document)", f"not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise error("(file)", f"cannot read it: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise error(f"line {mark.line + 1}" if mark else "(document)",

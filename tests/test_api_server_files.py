@@ -130,8 +130,8 @@ def test_nas_run_may_still_name_local_files(tmp_path: Path) -> None:
 
 
 # -- nas submit --------------------------------------------------------------------------------------------------
-def nas_submit(spec: str, tmp_path: Path, url: str, token: str = "nas_x") -> subprocess.CompletedProcess[str]:
-    (tmp_path / "spec.yaml").write_text(spec)
+def nas_submit(spec: str | bytes, tmp_path: Path, url: str, token: str = "nas_x") -> subprocess.CompletedProcess[str]:
+    (tmp_path / "spec.yaml").write_bytes(spec if isinstance(spec, bytes) else spec.encode())
     env = {k: v for k, v in os.environ.items() if not k.startswith("NAS_")} | {"NAS_HOME": str(tmp_path)}
     return subprocess.run([sys.executable, "-m", "nas", "submit", "spec.yaml", "--url", url, "--token", token],
                           capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
@@ -142,8 +142,10 @@ def nas_submit(spec: str, tmp_path: Path, url: str, token: str = "nas_x") -> sub
     ("latency: {target_ms: 5}\nbudget: {seconds: .inf}\n", "spec.yaml: budget.seconds: must be a finite number"),
     ("latency: {target_ms: 5}\nreward: {kind: custom, alpha: -.inf, beta: 0}\n", "spec.yaml: reward.alpha: must be"),
     ("latency: {target_ms: 5}\nname: 2026-11-29\n", "spec.yaml: name: a date is not a JSON value"),
+    ("latency: {target_ms: 5, 2026-11-29: 1}\n", "spec.yaml: latency: a key must be text, got date"),
+    ("name: caf\xe9\n".encode("latin-1"), "spec.yaml: (document): not UTF-8 text"),
 ])
-def test_nas_submit_refuses_what_json_cannot_carry_in_one_line_before_sending(tmp_path: Path, text: str,
+def test_nas_submit_refuses_what_json_cannot_carry_in_one_line_before_sending(tmp_path: Path, text: str | bytes,
                                                                              expected: str) -> None:
     result = nas_submit(text, tmp_path, "http://127.0.0.1:9")  # nothing listens: the spec must not be sent
     lines = result.stderr.splitlines()
