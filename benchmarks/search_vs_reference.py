@@ -64,7 +64,7 @@ def spec_for(strategy: str, trials: int, epochs: int, seed: int, latency: str = 
         "proxy": {"dataset": (dataset or DatasetSpec()).model_dump(mode="json", exclude_none=True),
                   "recipe": {"epochs": epochs, "resolution": 32, "seed": seed, "threads": threads},
                   "pruner": {"name": "median", "startup_trials": 4, "warmup_epochs": 1}},
-    })
+    }, local_files=True)  # a local run: its dataset may be any local directory
 
 
 def run_seed(seed: int, args: argparse.Namespace, db: str, workdir: Path) -> tuple[float, list[dict[str, Any]]]:

@@ -30,6 +30,7 @@ __all__ = [
     "mnas_reward",
     "parse_reward_spec",
     "pareto_front",
+    "reward_weights",
 ]
 
 T = TypeVar("T")
@@ -67,6 +68,24 @@ def mnas_reward(accuracy: float, latency_ms: float, target_ms: float, alpha: flo
     return acc * (lat / target) ** w
 
 
+def reward_weights(kind: RewardKind, alpha: float | None, beta: float | None) -> tuple[float, float]:
+    """The (alpha, beta) a reward of ``kind`` uses, or ``RewardError`` naming the offending weight.
+
+    The one place that knows which kinds take weights: a search spec checks its ``reward`` section with
+    it when parsed, so ``kind: custom`` without ``alpha`` is refused at submission, not in a worker."""
+    if kind is RewardKind.custom:
+        for name, value in (("alpha", alpha), ("beta", beta)):
+            if value is None:
+                raise RewardError(name, "required for kind=custom")
+            _finite(name, value)
+        assert alpha is not None and beta is not None
+        return float(alpha), float(beta)
+    for name, value in (("alpha", alpha), ("beta", beta)):
+        if value is not None:
+            raise RewardError(name, f"only for kind=custom; kind={kind.value} fixes it")
+    return PRESETS.get(kind, (0.0, 0.0))
+
+
 class RewardSpec(BaseModel):
     """How a search turns (accuracy, latency) into what the sampler optimises.
 
@@ -90,25 +109,13 @@ class RewardSpec(BaseModel):
                 raise RewardError("target_ms", f"must be > 0, got {self.target_ms}")
         elif self.kind is not RewardKind.pareto:
             raise RewardError("target_ms", f"required for kind={self.kind.value}")
-        if self.kind is RewardKind.custom:
-            for name in ("alpha", "beta"):
-                value = getattr(self, name)
-                if value is None:
-                    raise RewardError(name, "required for kind=custom")
-                _finite(name, value)
-        else:
-            for name in ("alpha", "beta"):
-                if getattr(self, name) is not None:
-                    raise RewardError(name, f"only for kind=custom; kind={self.kind.value} fixes it")
+        reward_weights(self.kind, self.alpha, self.beta)
         return self
 
     @property
     def weights(self) -> tuple[float, float]:
         """(alpha, beta) in effect; (0, 0) for pareto, where latency is an objective, not a weight."""
-        if self.kind is RewardKind.custom:
-            assert self.alpha is not None and self.beta is not None
-            return self.alpha, self.beta
-        return PRESETS.get(self.kind, (0.0, 0.0))
+        return reward_weights(self.kind, self.alpha, self.beta)
 
     @property
     def directions(self) -> list[str]:

@@ -28,8 +28,12 @@ class Settings(BaseSettings):
         "statements, opened on demand (with 50 back-to-back clients 16 kept the p99 at a third of 8's).")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Browser origins allowed to call the API, comma-separated; none by default.")
+    data_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="Directories under which a search submitted to the service may name a "
+        "dataset path (cifar10, imagefolder), comma-separated; none by default: through the service only the "
+        "built-in digits. The same value on the API and the search workers. `nas run` is not restricted.")
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "data_dirs", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return [o.strip() for o in value.split(",") if o.strip()] if isinstance(value, str) else value

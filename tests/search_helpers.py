@@ -26,4 +26,4 @@ def tiny_spec(**overrides: Any) -> SearchSpec:
             doc[key] = {**doc[key], **value}
         else:
             doc[key] = value
-    return parse_spec(doc)
+    return parse_spec(doc, local_files=True)  # the tests run searches locally, like `nas run`

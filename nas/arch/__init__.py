@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from nas.arch._io import load_architecture, save_architecture
+from nas.arch._io import (
+    ArchitectureRef,
+    architecture_field,
+    load_architecture,
+    reference_names,
+    resolve_architecture,
+    save_architecture,
+)
 from nas.arch._model import (
     PYTORCH_BATCHNORM,
     SCHEMA_VERSION,
@@ -22,14 +29,18 @@ __all__ = [
     "SCHEMA_VERSION",
     "Activation",
     "Architecture",
+    "ArchitectureRef",
     "BatchNorm",
     "Block",
     "BlockType",
     "Head",
     "Stem",
+    "architecture_field",
     "from_string",
     "load_architecture",
     "parse_architecture",
+    "reference_names",
+    "resolve_architecture",
     "save_architecture",
     "to_string",
 ]

@@ -80,10 +80,17 @@ class Client:
 
 
 def _read_spec(path: Path) -> dict[str, Any]:
-    """Only YAML syntax is checked here; the service validates the spec itself (it knows its spaces)."""
+    """YAML syntax and what JSON cannot carry (NaN, infinities, dates) are checked here, naming the field;
+    the service validates the rest itself (it knows its spaces, devices and data directories)."""
+    from nas._documents import non_json_value
+    from nas.errors import SpecError
     from nas.search._spec import read_spec_document
 
-    return read_spec_document(path)
+    document = read_spec_document(path)
+    bad = non_json_value(document)
+    if bad is not None:
+        raise SpecError(str(path), *bad)
+    return document
 
 
 def submit(spec_file: Annotated[Path, typer.Argument(help="Search spec (YAML), as for `nas run`.")],

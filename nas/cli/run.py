@@ -19,12 +19,14 @@ def run(spec_file: Annotated[Path, typer.Argument(help="Search spec (YAML); see 
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False) -> None:
     """Run or resume a search; prints the best architecture JSON on stdout. Ctrl-C stops and keeps state."""
     from nas.latency import load_profile
-    from nas.search import load_spec, run_search, write_outputs
+    from nas.search import parse_spec, run_search, write_outputs
+    from nas.search._spec import read_spec_document
 
-    spec = load_spec(spec_file)
+    document = read_spec_document(spec_file)
+    if trials is not None:  # before parsing: defaults that depend on the budget are checked with this one
+        document["budget"] = {**(document.get("budget") or {}), "trials": trials}
+    spec = parse_spec(document, str(spec_file), local_files=True)
     load_profile(spec.device)  # embedded runs measure here: an unknown device is one line now, not failed trials
-    if trials is not None:
-        spec = spec.model_copy(update={"budget": spec.budget.model_copy(update={"trials": trials})})
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     total = spec.budget.trials
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

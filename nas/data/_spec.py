@@ -7,10 +7,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+
+from nas._documents import service_rules
 
 if TYPE_CHECKING:
     import torch
+
+
+DIGITS_EXAMPLES = 1797
+"""scikit-learn's digits: known without loading it, so a larger ``subset`` is refused with the spec."""
 
 
 class DatasetKind(StrEnum):
@@ -37,11 +43,15 @@ class DatasetSpec(BaseModel):
     seed: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
-    def _check_path(self) -> DatasetSpec:
+    def _check_path(self, info: ValidationInfo) -> DatasetSpec:
         if self.kind is DatasetKind.digits and self.path is not None:
             raise ValueError("path: digits ships with scikit-learn and takes no path")
         if self.kind is not DatasetKind.digits and self.path is None:
             raise ValueError(f"path: required for kind={self.kind.value}")
+        if self.kind is DatasetKind.digits and self.subset is not None and self.subset > DIGITS_EXAMPLES:
+            raise ValueError(f"subset: digits has {DIGITS_EXAMPLES} examples, {self.subset} asked for")
+        if self.path is not None and service_rules(info):
+            check_under_data_dirs(self.path, "path", "a dataset path")
         return self
 
     @property
@@ -50,6 +60,38 @@ class DatasetSpec(BaseModel):
         where = f":{self.path}" if self.path is not None else ""
         sub = f"[{self.subset}]" if self.subset else ""
         return f"{self.kind.value}{where}{sub}@{self.resolution}"
+
+
+def check_under_data_dirs(path: Path, field: str, what: str) -> None:
+    """Through the service a file or dataset path must lie under a configured data directory (``NAS_DATA_DIRS``).
+
+    Decided on the path's text and the data directories alone: absolute, no ``..``, lexically under a data
+    directory, and still under it once symlinks inside it are resolved. Every refusal has the same message,
+    so a request can neither make a worker read a server directory nor learn whether a path exists."""
+    import os
+
+    from nas.settings import get_settings
+
+    roots = [Path(os.path.abspath(r)) for r in get_settings().data_dirs]
+    if not roots:
+        raise ValueError(f"{field}: this service takes no server paths (NAS_DATA_DIRS is empty): run the search "
+                         "locally with `nas run`" + (", or use kind digits" if field == "path" else ""))
+    if not _under(path, roots):
+        raise ValueError(f"{field}: {what} submitted to the service must be an absolute path under "
+                         + ", ".join(str(r) for r in roots) + " (NAS_DATA_DIRS)")
+
+
+def _under(path: Path, roots: list[Path]) -> bool:
+    import os
+
+    if not path.is_absolute() or ".." in path.parts:
+        return False
+    lexical = Path(os.path.normpath(path))
+    root = next((r for r in roots if lexical.is_relative_to(r)), None)
+    try:  # only symlinks inside the data directory are followed: the path is lexically under it
+        return root is not None and Path(os.path.realpath(lexical)).is_relative_to(os.path.realpath(root))
+    except (OSError, ValueError):  # a NUL byte, a symlink loop: refused like any other
+        return False
 
 
 @dataclass(eq=False)

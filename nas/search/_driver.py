@@ -82,7 +82,7 @@ def run_search(spec: SearchSpec, *, study_name: str | None = None, storage_url: 
     storage_url = storage_url or settings.resolved_database_url()
     run_dir = run_dir or settings.home / "searches" / study_name
     run_dir.mkdir(parents=True, exist_ok=True)
-    strategy = make_strategy(spec.strategy.name)
+    strategy = make_strategy(spec)
     executor = executor or LocalExecutor()
     ctx = build_context(spec, strategy, study_name=study_name, storage_url=storage_url, run_dir=run_dir,
                         executor=executor)

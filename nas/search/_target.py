@@ -20,17 +20,15 @@ def resolve_target(ctx: SearchContext, executor: Executor) -> float:
     if lat.target_ms is not None:
         target = lat.target_ms
     else:
-        from nas.arch import load_architecture
-
-        assert lat.target_reference is not None
-        reference = load_architecture(lat.target_reference).with_(resolution=ctx.reference_resolution,
-                                                                  num_classes=ctx.num_classes)
+        assert lat.reference_architecture is not None  # read when the spec was parsed
+        reference = lat.reference_architecture.with_(resolution=ctx.reference_resolution,
+                                                     num_classes=ctx.num_classes)
         outcome = executor.judge(LatencyRequest(architecture=reference.model_dump(mode="json"),
                                                 device=ctx.spec.device, mode="measured"))
         target = outcome.ms
-        ctx.study.set_user_attr("target_reference", {"name": lat.target_reference, "hash": reference.hash,
+        ctx.study.set_user_attr("target_reference", {"name": lat.reference_label, "hash": reference.hash,
                                                      **outcome.model_dump(mode="json")})
-        log.info("target T = %.3f ms: measured latency of %s at %d on %s", target, lat.target_reference,
+        log.info("target T = %.3f ms: measured latency of %s at %d on %s", target, lat.reference_label,
                  ctx.reference_resolution, ctx.spec.device)
     ctx.study.set_user_attr("target_ms", target)
     return target

@@ -2,47 +2,32 @@
 the field) instead of minutes later in a worker.
 
 A service accepts names, not server paths: a space must be a shipped space name or an inline document,
-a device a known profile name, a target reference a shipped reference network (or its string form).
+a device a known profile name. Architectures (a target reference, a NetAdapt seed) and dataset paths are
+checked by the spec itself under the service's rules (``parse_spec``): no server file is ever read.
 """
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
+from nas._documents import non_json_value
 from nas.errors import SpaceError, SpecError
 from nas.search import SearchSpec, parse_spec
 
 SOURCE = "body"
 
 
-def _non_finite(value: Any, path: str | None) -> str | None:
-    """Path of the first NaN/infinite number in a JSON document (Python's json accepts NaN and Infinity);
-    ``path`` is None at the root."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "(document)" if path is None else path
-    children: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
-    for key, item in children:
-        found = _non_finite(item, str(key) if path is None else f"{path}.{key}")
-        if found is not None:
-            return found
-    return None
-
-
 def validate_submission(document: object) -> SearchSpec:
     """The spec, or ``SpecError(source='body', field, reason)`` for the first problem found."""
     if not isinstance(document, dict):  # before the scan below, so that a list is not reported by index
         raise SpecError(SOURCE, "(document)", "a search spec must be a mapping")
-    bad = _non_finite(document, None)
+    bad = non_json_value(document)  # a JSON body can hold NaN and Infinity (Python's json reads them)
     if bad is not None:
-        raise SpecError(SOURCE, bad, "must be a finite number")
+        raise SpecError(SOURCE, *bad)
     spec = parse_spec(document, SOURCE)
     _check_space(spec)
     _check_device(spec.device)
-    if spec.latency.target_reference is not None:
-        _check_reference(spec.latency.target_reference)
     return spec
 
 
@@ -84,19 +69,3 @@ def _check_device(name: str) -> None:
     if name not in known:
         raise SpecError(SOURCE, "device", f"unknown device profile {name!r} (known: {', '.join(known)})")
 
-
-def _check_reference(name: str) -> None:
-    from nas.arch import from_string
-    from nas.errors import ArchitectureError
-    from nas.paths import references_dir
-
-    if "|" in name:
-        try:
-            from_string(name)
-        except ArchitectureError as exc:
-            raise SpecError(SOURCE, "latency.target_reference", str(exc)) from None
-        return
-    known = _stems(references_dir(), ".json")
-    if name not in known:
-        raise SpecError(SOURCE, "latency.target_reference",
-                        f"unknown reference network {name!r} (known: {', '.join(sorted(known))})")

@@ -1,28 +1,44 @@
-"""Search strategies behind one small interface: random, TPE, NSGA-II, regularized evolution, NetAdapt."""
+"""Search strategies behind one small interface: random, TPE, NSGA-II, regularized evolution, NetAdapt.
+
+Each is one module declaring its name, its options model and its class (see ``_registry``); importing
+this package registers them all. Nothing here imports Optuna or torch at import time.
+"""
 
 from __future__ import annotations
 
-from nas.errors import NotFoundError
+from typing import TYPE_CHECKING, Any
+
+from nas.errors import NotFoundError, SpecError
+from nas.strategies import _evolution_strategy, _netadapt, _nsga2, _random, _tpe  # noqa: F401  (registration)
 from nas.strategies._base import Proposal, Strategy
-from nas.strategies._sampled import (
-    SampledStrategy,
-    evolution_strategy,
-    nsga2_strategy,
-    random_strategy,
-    tpe_strategy,
-)
+from nas.strategies._registry import StrategyEntry, StrategyOptions, register, strategy_entry, strategy_names
+from nas.strategies._sampled import SampledStrategy
+
+if TYPE_CHECKING:
+    from nas.search._spec import SearchSpec
 
 
-def make_strategy(name: str) -> Strategy:
-    if name == "netadapt":
-        from nas.strategies._netadapt import NetAdaptStrategy
+def make_strategy(spec: SearchSpec) -> Strategy[Any]:
+    """The spec's strategy, built from its options with every default filled in."""
+    entry = strategy_entry(spec.strategy.name)
+    if entry is None:
+        raise NotFoundError("strategy", spec.strategy.name, strategy_names())
+    try:
+        options = spec.strategy.options.resolved(spec)
+    except ValueError as exc:  # a parsed spec was checked already; a hand-built one may not have been
+        field, _, reason = str(exc).partition(": ")
+        raise SpecError("spec", f"strategy.options.{field}", reason) from None
+    return entry.strategy(options)
 
-        return NetAdaptStrategy()
-    factories = {"random": random_strategy, "tpe": tpe_strategy, "nsga2": nsga2_strategy,
-                 "evolution": evolution_strategy}
-    if name not in factories:
-        raise NotFoundError("strategy", name, [*factories, "netadapt"])
-    return factories[name]()
 
-
-__all__ = ["Proposal", "SampledStrategy", "Strategy", "make_strategy"]
+__all__ = [
+    "Proposal",
+    "SampledStrategy",
+    "Strategy",
+    "StrategyEntry",
+    "StrategyOptions",
+    "make_strategy",
+    "register",
+    "strategy_entry",
+    "strategy_names",
+]

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from nas.strategies._registry import StrategyOptions
 
 if TYPE_CHECKING:
     import optuna
@@ -35,8 +37,19 @@ class Proposal:
     """Extra user attributes recorded on the trial (strategy bookkeeping)."""
 
 
-class Strategy(ABC):
-    name: str = "strategy"
+OptionsT = TypeVar("OptionsT", bound=StrategyOptions)
+
+
+class Strategy(ABC, Generic[OptionsT]):
+    """A search strategy. A subclass declares ``name``, ``options_model`` (its ``strategy.options``) and
+    whether it can run a Pareto search, and is built from its options with every default filled in."""
+
+    name: ClassVar[str] = "strategy"
+    options_model: ClassVar[type[StrategyOptions]] = StrategyOptions
+    pareto: ClassVar[bool] = True
+
+    def __init__(self, options: OptionsT) -> None:
+        self.options = options
 
     def create_sampler(self, ctx: SearchContext) -> optuna.samplers.BaseSampler:
         """The sampler the study is created with (strategies that ask in architecture space use random)."""

@@ -8,24 +8,24 @@ network; keep the best by accuracy or by accuracy lost per ms saved), ``final`` 
 the network that met the target), ``done``. The state lives in the study's user attributes, so an
 interrupted search resumes where it was.
 
-Options (spec ``strategy.options``): ``seed`` (reference name or architecture file; required),
-``seed_weights`` (a state file of the seed network, e.g. from ``nas arch import-weights``: the seed trial
-fine-tunes these weights instead of training from scratch, as MobileNetV3 started from a trained
-network; its output layer starts fresh when the class counts differ), ``step`` (0.02), ``decay`` (0.96),
-``finetune_epochs`` (1), ``final_epochs`` (2 x recipe epochs), ``selection`` (``accuracy_per_ms`` |
-``accuracy``), ``max_proposals`` (8: the layers with the largest share of table latency).
+Options: :class:`NetAdaptOptions` (spec ``strategy.options``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from nas.arch import Architecture, load_architecture, parse_architecture
-from nas.errors import SearchError
+from pydantic import Field, PrivateAttr, ValidationInfo, model_validator
+
+from nas._documents import service_rules
+from nas.arch import Architecture, ArchitectureRef, architecture_field, parse_architecture
+from nas.errors import NASError, SearchError
 from nas.spaces import check_member
 from nas.strategies._base import Proposal, Strategy
+from nas.strategies._registry import StrategyOptions, register
 from nas.strategies._shrink import Layer, layers
 from nas.strategies._sizing import size_proposals
 
@@ -34,13 +34,74 @@ if TYPE_CHECKING:
 
     from nas.search._context import SearchContext
     from nas.search._executor import JobResult
+    from nas.search._spec import SearchSpec
+    from nas.spaces import SearchSpace
 
 log = logging.getLogger(__name__)
 STATE = "netadapt_state"
 
 
-class NetAdaptStrategy(Strategy):
+class NetAdaptOptions(StrategyOptions):
+    seed: ArchitectureRef = Field(description=(
+        "Starting network: a shipped reference name, the one-line string form or an inline architecture "
+        "document (`nas run` also takes a local JSON file). It must be a member of the search space."))
+    step: float = Field(default=0.02, gt=0, lt=1, description="Latency cut per iteration, as a share of L0.")
+    decay: float = Field(default=0.96, gt=0, le=1, description="The cut shrinks by this factor each iteration.")
+    finetune_epochs: int = Field(default=1, ge=1, le=1000, description="Fine-tuning of every proposal.")
+    final_epochs: int | None = Field(default=None, ge=1, le=2000, description=(
+        "The final fine-tune of the network that met the target; default twice the recipe's epochs."))
+    selection: Literal["accuracy_per_ms", "accuracy"] = "accuracy_per_ms"
+    max_proposals: int = Field(default=8, ge=1, le=1000, description=(
+        "Proposals per iteration: the layers with the largest share of table latency."))
+    seed_weights: Path | None = Field(default=None, description=(
+        "A state file of the seed network (e.g. from `nas arch import-weights`): the seed trial fine-tunes "
+        "these weights instead of training from scratch, as MobileNetV3 started from a trained network; its "
+        "output layer starts fresh when the class counts differ. Through the service: a path under "
+        "NAS_DATA_DIRS."))
+    _seed: Architecture | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _read_seed(self, info: ValidationInfo) -> NetAdaptOptions:
+        self._seed = architecture_field(self.seed, files=not service_rules(info), field="seed")
+        if self.seed_weights is not None and service_rules(info):
+            from nas.data import check_under_data_dirs
+
+            check_under_data_dirs(self.seed_weights, "seed_weights", "a weights file")
+        return self
+
+    @property
+    def seed_architecture(self) -> Architecture:
+        """The starting network as read when the spec was parsed (a local file is read once, then)."""
+        assert self._seed is not None
+        return self._seed
+
+    def resolved(self, spec: SearchSpec) -> NetAdaptOptions:
+        if self.final_epochs is not None:
+            return self
+        return self.model_copy(update={"final_epochs": 2 * spec.proxy.recipe.epochs})
+
+    def check(self, spec: SearchSpec, space: Callable[[], SearchSpace | None]) -> None:
+        """A seed outside the space cannot be shrunk within it: refused with the spec, not in the worker."""
+        from nas.spaces import membership_problems
+
+        loaded = space()
+        if loaded is None:
+            return
+        try:
+            problems = membership_problems(loaded, self.seed_architecture.with_(
+                resolution=spec.latency.resolution or max(loaded.definition.resolution), space=loaded.name))
+        except NASError as exc:
+            raise ValueError(f"seed: {exc}") from None
+        if problems:
+            field, reason = problems[0]
+            raise ValueError(f"seed: not a member of space {loaded.name!r}: {field}: {reason}")
+
+
+@register
+class NetAdaptStrategy(Strategy[NetAdaptOptions]):
     name = "netadapt"
+    options_model = NetAdaptOptions
+    pareto = False  # it follows one network down to the target
 
     # -- state ---------------------------------------------------------------------------
     @staticmethod
@@ -52,27 +113,19 @@ class NetAdaptStrategy(Strategy):
     def _save(ctx: SearchContext, state: dict[str, Any]) -> None:
         ctx.study.set_user_attr(STATE, state)
 
-    @staticmethod
-    def _opt(ctx: SearchContext, key: str, default: Any) -> Any:
-        return ctx.spec.strategy.options.get(key, default)
-
     def _seed(self, ctx: SearchContext) -> Architecture:
-        name = self._opt(ctx, "seed", None)
-        if not name:
-            raise SearchError("strategy.options.seed: NetAdapt needs a starting network (a reference name or file)")
-        arch = load_architecture(str(name)).with_(resolution=ctx.reference_resolution,
-                                                  num_classes=ctx.num_classes, space=ctx.space.name)
+        arch = self.options.seed_architecture.with_(resolution=ctx.reference_resolution,
+                                                    num_classes=ctx.num_classes, space=ctx.space.name)
         check_member(ctx.space, arch)
         return arch
 
-    def _seed_weights(self, ctx: SearchContext, seed: Architecture) -> str | None:
+    def _seed_weights(self, seed: Architecture) -> str | None:
         """The ``seed_weights`` state file, checked to hold the seed network (the class count may differ)."""
-        value = self._opt(ctx, "seed_weights", None)
-        if not value:
+        if self.options.seed_weights is None:
             return None
         import torch
 
-        path = Path(str(value)).expanduser()
+        path = self.options.seed_weights.expanduser()
         field = "strategy.options.seed_weights"
         if not path.is_file():
             raise SearchError(f"{field}: no file {str(path)!r}")
@@ -117,11 +170,11 @@ class NetAdaptStrategy(Strategy):
                 state["phase"] = "final"
         if state["phase"] == "final" and not state["pending"] and not state["asked"]:
             state["pending"] = [{"architecture": state["current"]["architecture"], "kind": "final",
-                                 "epochs": int(self._opt(ctx, "final_epochs", 2 * ctx.spec.proxy.recipe.epochs))}]
+                                 "epochs": self.options.final_epochs}]
         proposals = []
         for item in state["pending"][:n]:
             if item["kind"] == "seed":  # checked before a trial exists: a refused file leaves none behind
-                init = self._seed_weights(ctx, parse_architecture(item["architecture"]))
+                init = self._seed_weights(parse_architecture(item["architecture"]))
             else:
                 init = state["current"]["checkpoint"]
             trial = ctx.study.ask()
@@ -210,7 +263,7 @@ class NetAdaptStrategy(Strategy):
                 (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)]
 
     def _select(self, ctx: SearchContext, current: dict[str, Any], done: list[Any]) -> Any:
-        if self._opt(ctx, "selection", "accuracy_per_ms") == "accuracy":
+        if self.options.selection == "accuracy":
             return max(done, key=lambda t: t.user_attrs["accuracy"])
 
         def gain(t: Any) -> float:
@@ -225,7 +278,7 @@ class NetAdaptStrategy(Strategy):
         from nas.latency import LatencyPredictor, ensure_entries
 
         current = parse_architecture(state["current"]["architecture"])
-        step, decay = float(self._opt(ctx, "step", 0.02)), float(self._opt(ctx, "decay", 0.96))
+        step, decay = self.options.step, self.options.decay
         d_r = step * state["initial_ms"] * decay ** state["iteration"]
         target = max(state["current"]["estimated_ms"] - d_r, 0.0)
         device = ctx.spec.device
@@ -238,13 +291,13 @@ class NetAdaptStrategy(Strategy):
         if "ratio" not in state:  # first iteration, current = seed: measured / table sum, fixed for the run
             state["ratio"] = state["initial_ms"] / table_sum([current])[0]
         ratio = state["ratio"]
-        limit = int(self._opt(ctx, "max_proposals", 8))
+        limit = self.options.max_proposals
         sized = size_proposals(ctx.space, current, self._largest_layers(current, limit, ctx), target, ratio,
                                table_sum)
         if not sized:  # the largest layers are exhausted: any layer that can still meet the target
             sized = size_proposals(ctx.space, current, self._largest_layers(current, 10_000, ctx), target, ratio,
                                    table_sum)[:limit]
-        epochs = int(self._opt(ctx, "finetune_epochs", 1))
+        epochs = self.options.finetune_epochs
         log.info("NetAdapt iteration %d: dR %.3f ms, target %.3f ms, %d proposals", state["iteration"], d_r, target,
                  len(sized))
         return [{"architecture": s.arch.model_dump(mode="json"), "kind": "adapt", "layer": s.layer.name,
