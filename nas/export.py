@@ -47,6 +47,18 @@ def calibration_inputs(arch: Architecture, dataset: DatasetSpec | None = None, n
     return [images[i:i + batch] for i in range(0, len(images) - batch + 1, batch)]
 
 
+def fresh_model(arch: Architecture, seed: int = 0) -> Any:
+    """``arch``'s module with seeded initial weights, in eval mode: an untrained network exports to the
+    same file every time (the latency runtimes and ``nas arch export`` agree byte for byte)."""
+    import torch
+
+    from nas.builder import build_model
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_model(arch).eval()
+
+
 def export_artifact(arch: Architecture, path: Path, fmt: str, *, int8: bool = False, model: Any = None,
                     calibration: list[torch.Tensor] | None = None, batch: int = 1) -> Path:
     """Write ``arch`` (or a trained ``model`` of it) in ``fmt``, int8-quantized if asked (calibrated on
@@ -58,6 +70,8 @@ def export_artifact(arch: Architecture, path: Path, fmt: str, *, int8: bool = Fa
         raise ExportError(f"int8 export is available for {' and '.join(INT8_FORMATS)}, not {fmt}")
     if int8 and calibration is None:
         calibration = calibration_inputs(arch, batch=batch)
+    if model is None:
+        model = fresh_model(arch)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "tflite":
         from nas.export_litert import export_tflite

@@ -17,7 +17,10 @@ import shutil
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nas.latency._profiles import DeviceProfile
 
 _CONVERTERS = ("torch", "onnxruntime", "litert-torch", "ai-edge-litert", "openvino")
 
@@ -44,6 +47,13 @@ def calibration_spec(options: dict[str, Any]) -> dict[str, Any]:
     data = options.get("calibration", {"kind": "digits"})
     return {"dataset": None if data in (None, "none") else dict(data),
             "images": int(options.get("calibration_images", 8))}
+
+
+def deployed_format(profile: DeviceProfile) -> tuple[str, bool] | None:
+    """``(format, int8)`` of the file ``profile`` times, or None for a runtime that runs PyTorch modules."""
+    from nas.latency._runtimes import _REGISTRY
+
+    return _REGISTRY[profile.runtime].deployed(profile.options)
 
 
 def network_artifact(spec: dict[str, Any], fmt: str, *, int8: bool = False, batch: int = 1,

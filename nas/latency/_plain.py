@@ -63,6 +63,34 @@ def load_runner(path: Path, threads: int = 1) -> tuple[Callable[[Any], Any], Any
     raise ValueError(f"{path}: not a .onnx, .tflite or OpenVINO .xml file")
 
 
+def load_predictor(path: Path, threads: int = 1) -> Callable[[Any], Any]:
+    """``predict(x)``: float logits of the file for float NCHW images ``x`` (one batch as exported),
+    whatever the file's layout (NHWC for LiteRT) and input/output types (int8 for a full-integer model)."""
+    import numpy as np
+
+    run, sample = load_runner(path, threads)
+    if path.suffix.lower() != ".tflite":
+        return lambda x: np.asarray(run(np.ascontiguousarray(x, dtype=np.float32)), dtype=np.float32)
+    from ai_edge_litert.interpreter import Interpreter
+
+    details = Interpreter(model_path=str(path))
+    inp, out = details.get_input_details()[0], details.get_output_details()[0]
+
+    def predict(x: Any) -> Any:
+        nhwc = np.ascontiguousarray(np.transpose(np.asarray(x, dtype=np.float32), (0, 2, 3, 1)))
+        if inp["dtype"] != np.float32:
+            scale, zero = inp["quantization"]
+            info = np.iinfo(inp["dtype"])
+            nhwc = np.clip(np.round(nhwc / scale) + zero, info.min, info.max).astype(inp["dtype"])
+        y = run(nhwc)
+        if out["dtype"] != np.float32:
+            scale, zero = out["quantization"]
+            y = (y.astype(np.float32) - zero) * scale
+        return np.asarray(y, dtype=np.float32)
+
+    return predict
+
+
 def plain_timing(path: Path, runs: int = 200, warmup: int = 20, threads: int = 1) -> list[float]:
     """Milliseconds of each of ``runs`` inferences after ``warmup`` ones."""
     run, x = load_runner(path, threads)

@@ -39,6 +39,7 @@ class LiteRtRuntime(Runtime):
     """``ai-edge-litert``'s interpreter with the profile's threads and the XNNPACK delegate (its default)."""
 
     name = "litert"
+    deploys = ("tflite", False)
     libraries = ("litert-torch", "ai-edge-litert")
     int8 = False
 
@@ -85,4 +86,5 @@ class LiteRtInt8Runtime(LiteRtRuntime):
     """LiteRT with the full-integer int8 model (post-training quantization, calibrated)."""
 
     name = "litert-int8"
+    deploys = ("tflite", True)
     int8 = True

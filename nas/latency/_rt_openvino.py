@@ -25,6 +25,7 @@ from nas.latency._runtimes import Runtime, part_graph, register_runtime
 @register_runtime
 class OpenVinoRuntime(Runtime):
     name = "openvino"
+    deploys = ("openvino", False)
     libraries = ("openvino",)
 
     @classmethod

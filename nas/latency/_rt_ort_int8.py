@@ -19,6 +19,7 @@ from nas.latency._runtimes import OrtRuntime, register_runtime
 @register_runtime
 class OrtInt8Runtime(OrtRuntime):
     name = "onnxruntime-int8"
+    deploys = ("onnx", True)
 
     def network_model(self, part: Part) -> bytes:
         return network_artifact(part.spec, "onnx", int8=True, batch=self.profile.batch,

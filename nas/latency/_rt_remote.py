@@ -126,6 +126,11 @@ class RemoteRuntime(Runtime):
     local = False
 
     @classmethod
+    def deployed(cls, options: dict[str, Any]) -> tuple[str, bool] | None:
+        opts = cls.options_of(options, "profile")
+        return opts.format, opts.int8
+
+    @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
         cls.options_of(options, "profile")
 

@@ -56,6 +56,7 @@ class Runtime(ABC):
 
     name: ClassVar[str]
     libraries: ClassVar[tuple[str, ...]] = ()  # packages whose versions join the fingerprint (``_fingerprint``)
+    deploys: ClassVar[tuple[str, bool] | None] = None  # (nas.export format, int8) of the file it times
     local: ClassVar[bool] = True  # times on this machine (False: a remote device; no speed canary, no waiting)
 
     def __init__(self, profile: DeviceProfile) -> None:
@@ -65,6 +66,11 @@ class Runtime(ABC):
     def unavailable_reason(cls) -> str | None:
         """None when this runtime can run here, else a one-line reason."""
         return None
+
+    @classmethod
+    def deployed(cls, options: dict[str, Any]) -> tuple[str, bool] | None:
+        """``(format, int8)`` of the artifact this runtime times (``nas arch export --device``)."""
+        return cls.deploys
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
@@ -109,6 +115,7 @@ class OrtRuntime(Runtime):
     deploy); single parts are written directly as ONNX (``_onnx_graphs``), which is 50x faster."""
 
     name = "onnxruntime"
+    deploys = ("onnx", False)
     _LEVELS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC",
                "disabled": "ORT_DISABLE_ALL"}
 
