@@ -78,7 +78,7 @@ def export_artifact(arch: Architecture, path: Path, fmt: str, *, int8: bool = Fa
 
         return export_tflite(arch, path, model=model, calibration=calibration if int8 else None, batch=batch)
     if fmt == "openvino":
-        return export_openvino(arch, path, model=model)
+        return export_openvino(arch, path, model=model, batch=batch)
     if not int8:
         return export_onnx(arch, path, model=model)
     from nas.export_int8 import quantize_onnx
@@ -90,14 +90,17 @@ def export_artifact(arch: Architecture, path: Path, fmt: str, *, int8: bool = Fa
         fp32.unlink(missing_ok=True)
 
 
-def export_openvino(arch: Architecture, path: Path, *, model: Any = None) -> Path:
-    """OpenVINO IR (``.xml`` + ``.bin``) converted from the ONNX export, weights kept in fp32."""
+def export_openvino(arch: Architecture, path: Path, *, model: Any = None, batch: int = 1) -> Path:
+    """OpenVINO IR (``.xml`` + ``.bin``) converted from the ONNX export, weights kept in fp32, input shape
+    static ``[batch, 3, R, R]`` (what the profile compiles; ``benchmark_app`` runs it without ``-shape``)."""
     import openvino as ov
 
     xml = path.with_suffix(".xml")
     onnx_path = export_onnx(arch, xml.with_name(f"{xml.stem}.src.onnx"), model=model)
     try:
-        ov.save_model(ov.convert_model(str(onnx_path)), str(xml), compress_to_fp16=False)
+        converted = ov.convert_model(str(onnx_path))
+        converted.reshape([batch, 3, arch.resolution, arch.resolution])
+        ov.save_model(converted, str(xml), compress_to_fp16=False)
     except Exception as exc:  # OpenVINO raises its own untyped errors
         raise ExportError(f"OpenVINO conversion of {arch.hash} failed: {exc}") from exc
     finally:
@@ -113,9 +116,7 @@ def export_onnx(arch: Architecture, path: Path, *, model: Any = None, opset: int
     """
     import torch
 
-    from nas.builder import build_model
-
-    module = (model if model is not None else build_model(arch)).eval()
+    module = (model if model is not None else fresh_model(arch)).eval()
     dummy = torch.randn(1, 3, arch.resolution, arch.resolution)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:

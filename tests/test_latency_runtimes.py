@@ -72,3 +72,16 @@ def test_openvino_and_ort_int8_time_lookup_table_parts_too(runtime: str) -> None
     parts = network_parts(tiny_network(64))
     run = run_parts(quick(runtime), parts[:3], timing=QUICK)
     assert all(not isinstance(r, str) and r.median_ms > 0 for r in run.results), run.results
+
+
+def test_the_artifact_cache_keeps_only_the_most_recently_used_files(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from nas.latency._artifacts import _prune
+
+    monkeypatch.setenv("NAS_ARTIFACT_CACHE_FILES", "2")
+    for age, name in enumerate(["new.tflite", "mid.xml", "old.onnx", "older.onnx"]):
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (1e9 - age, 1e9 - age))
+    (tmp_path / "mid.bin").write_bytes(b"w")
+    _prune(tmp_path, keep=tmp_path / "older.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mid.bin", "mid.xml", "new.tflite", "older.onnx"]

@@ -75,6 +75,7 @@ def network_artifact(spec: dict[str, Any], fmt: str, *, int8: bool = False, batc
     suffix = SUFFIX[fmt]
     final = cache_dir() / f"{arch.hash}-r{arch.resolution}-b{batch}-{fmt}{'-int8' if int8 else ''}-{tag}{suffix}"
     if final.is_file():
+        os.utime(final)  # recently used: kept by ``_prune``
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=final.parent, prefix=".tmp-"))
@@ -93,4 +94,23 @@ def network_artifact(spec: dict[str, Any], fmt: str, *, int8: bool = False, batc
         os.replace(written, final)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    _prune(final.parent, keep=final)
     return final
+
+
+def _prune(directory: Path, keep: Path) -> None:
+    """Keep the ``NAS_ARTIFACT_CACHE_FILES`` (default 32) most recently used artifacts: a search measures
+    thousands of networks, each file up to tens of MB, and only the canary is reused often."""
+    limit = int(os.environ.get("NAS_ARTIFACT_CACHE_FILES", "32"))
+    used: list[tuple[float, Path]] = []
+    for path in directory.iterdir():
+        if path.suffix != ".bin" and not path.name.startswith("."):
+            try:
+                used.append((path.stat().st_mtime, path))
+            except FileNotFoundError:  # pruned by a concurrent process
+                continue
+    for _, old in sorted(used, reverse=True)[limit:]:
+        if old != keep:
+            old.unlink(missing_ok=True)
+            if old.suffix == ".xml":
+                old.with_suffix(".bin").unlink(missing_ok=True)

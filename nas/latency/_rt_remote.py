@@ -3,9 +3,11 @@
 For each network the runner writes the deployable file in the profile's format (``nas.export``, cached
 by ``_artifacts``), runs the optional ``push`` command (copy it to the device), then the ``run`` command
 (the device's benchmark binary), and reads one latency from the run's output with ``parse``: a regex
-whose group ``value`` (or first group) is the number, or ``json`` (a dotted path into a JSON document
+whose group ``value`` (or first group) is the number and optional group ``unit`` its unit (us, ms
+or s; OpenVINO's ``benchmark_app`` switches between us and ms), or ``json`` (a dotted path into a JSON document
 printed on the last line that parses). ``unit`` says what that number is in. Commands are templates run
-by ``sh -c``, with ``{model}`` (the local file), ``{model_name}``, ``{model_dir}``, ``{threads}``,
+by ``sh -c``, with ``{model}`` (the local file), ``{model_name}``, ``{model_dir}``, ``{files}`` (the
+model and, for OpenVINO, its ``.bin``), ``{threads}``,
 ``{batch}`` and ``{device}`` filled in, shell-quoted. A failing or unparsable run is retried
 ``retries`` times, then reported with the device, the command and its last output lines.
 Whole networks only: lookup-table parts are not timed remotely.
@@ -31,7 +33,7 @@ from nas.latency._runtimes import Runtime, register_runtime
 from nas.latency._timing import LatencyStats, TimingSettings
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-_FIELDS = ("model", "model_name", "model_dir", "threads", "batch", "device")
+_FIELDS = ("model", "model_name", "model_dir", "files", "threads", "batch", "device")
 TAIL_LINES = 8
 
 
@@ -96,11 +98,14 @@ def _dig(doc: Any, path: str) -> Any:
 def parse_latency(output: str, rule: ParseRule) -> float | None:
     """The latency in ms found in ``output`` by ``rule``, or None."""
     value: Any = None
+    unit: str = rule.unit
     if rule.regex is not None:
         matches = list(re.finditer(rule.regex, output))  # the last: benchmarks print warm-up figures first
         if matches:
             match = matches[-1]
-            value = match.group("value") if "value" in match.groupdict() else match.group(1)
+            groups = match.groupdict()
+            value = groups["value"] if "value" in groups else match.group(1)
+            unit = groups.get("unit") or unit
     else:
         assert rule.json_path is not None
         for line in reversed(output.strip().splitlines()):
@@ -110,8 +115,8 @@ def parse_latency(output: str, rule: ParseRule) -> float | None:
             except (ValueError, KeyError, IndexError, TypeError):
                 continue
     try:
-        return float(value) * _UNITS[rule.unit] if value is not None else None
-    except (TypeError, ValueError):
+        return float(value) * _UNITS[unit] if value is not None else None
+    except (TypeError, ValueError, KeyError):
         return None
 
 
@@ -127,20 +132,20 @@ class RemoteRuntime(Runtime):
 
     @classmethod
     def deployed(cls, options: dict[str, Any]) -> tuple[str, bool] | None:
-        opts = cls.options_of(options, "profile")
+        opts = cls.options_of(options)
         return opts.format, opts.int8
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
-        cls.options_of(options, "profile")
+        cls.options_of(options)
 
     @staticmethod
-    def options_of(options: dict[str, Any], device: str) -> RemoteOptions:
+    def options_of(options: dict[str, Any], device: str | None = None) -> RemoteOptions:
         try:
             return RemoteOptions.model_validate(options)
         except ValidationError as exc:
             loc, reason = first_error(exc)
-            raise LatencyError(f"device {device}: options.{loc}: {reason}") from None
+            raise LatencyError(f"{f'device {device}: ' if device else ''}options.{loc}: {reason}") from None
 
     def prepare(self, part: Part) -> Callable[[], object]:
         raise LatencyError(f"device {self.profile.name} is remote: it times whole networks through its command")
@@ -149,7 +154,9 @@ class RemoteRuntime(Runtime):
         values = {"model": str(model), "model_name": model.name, "model_dir": str(model.parent),
                   "threads": str(self.profile.threads), "batch": str(self.profile.batch),
                   "device": self.profile.name}
-        return template.format(**{k: shlex.quote(v) for k, v in values.items()})
+        files = [model, *([model.with_suffix(".bin")] if model.suffix == ".xml" else [])]
+        return template.format(**{k: shlex.quote(v) for k, v in values.items()},
+                               files=" ".join(shlex.quote(str(f)) for f in files))
 
     def _run(self, command: str, timeout: float) -> str:
         """Stdout and stderr of ``command``; raises LatencyError naming device and command on failure."""
