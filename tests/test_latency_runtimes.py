@@ -85,3 +85,17 @@ def test_the_artifact_cache_keeps_only_the_most_recently_used_files(tmp_path: Pa
     (tmp_path / "mid.bin").write_bytes(b"w")
     _prune(tmp_path, keep=tmp_path / "older.onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mid.bin", "mid.xml", "new.tflite", "older.onnx"]
+
+
+@pytest.mark.parametrize("runtime", ["openvino", "onnxruntime-int8"])
+def test_a_calibrated_lookup_table_builds_and_predicts_on_openvino_and_ort_int8(runtime: str,
+                                                                                 tmp_path: Path) -> None:
+    """The predictor's machinery is runtime-agnostic; its accuracy on these devices is not measured here."""
+    from nas.latency import LatencyPredictor, build_table
+    from tests.latency_support import tiny_space
+
+    url, space, profile = sqlite_url(tmp_path), tiny_space(tmp_path), quick(runtime)
+    report = build_table(profile, space, database_url=url, calibration_networks=2)
+    assert report.entries > 10 and not report.failed and report.measured == report.entries
+    predicted = LatencyPredictor.from_database(profile, database_url=url).predict(space.sample(seed=3))
+    assert 0 < predicted < 100
