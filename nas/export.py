@@ -1,14 +1,111 @@
-"""Export a built network to ONNX (checked in ONNX Runtime) and to a PyTorch state file with provenance."""
+"""Export a built network as a deployable artifact (ONNX, int8 ONNX, TFLite, int8 TFLite, OpenVINO IR) and
+to a PyTorch state file with provenance.
+
+The latency runtimes (``nas.latency``) time exactly what ``export_artifact`` writes, so a number measured
+on a device profile is the number of the file a user deploys.
+"""
 
 from __future__ import annotations
 
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from nas.arch import Architecture
 from nas.errors import ExportError
+
+if TYPE_CHECKING:
+    import torch
+
+    from nas.data import DatasetSpec
+
+Format = Literal["onnx", "tflite", "openvino"]
+FORMATS: tuple[Format, ...] = ("onnx", "tflite", "openvino")
+SUFFIX: dict[str, str] = {"onnx": ".onnx", "tflite": ".tflite", "openvino": ".xml"}
+INT8_FORMATS = ("onnx", "tflite")
+CALIBRATION_IMAGES = 16
+
+
+def calibration_inputs(arch: Architecture, dataset: DatasetSpec | None = None, n: int = CALIBRATION_IMAGES,
+                       batch: int = 1) -> list[torch.Tensor]:
+    """``n`` images at the network's resolution, in batches of ``batch``, for post-training quantization:
+    the proxy dataset's (normalised as in training) or, without one, seeded standard-normal noise, which
+    gives the same latency but worse accuracy."""
+    import torch
+
+    if dataset is None:
+        g = torch.Generator().manual_seed(0)
+        images = torch.randn(n, 3, arch.resolution, arch.resolution, generator=g)
+    else:
+        from nas.data import load_dataset
+
+        spec = dataset.model_copy(update={"resolution": arch.resolution, "subset": max(n, 2) if
+                                          dataset.subset is None else dataset.subset})
+        data = load_dataset(spec)
+        images = torch.cat([data.train_x, data.val_x])[:n]
+    return [images[i:i + batch] for i in range(0, len(images) - batch + 1, batch)]
+
+
+def fresh_model(arch: Architecture, seed: int = 0) -> Any:
+    """``arch``'s module with seeded initial weights, in eval mode: an untrained network exports to the
+    same file every time (the latency runtimes and ``nas arch export`` agree byte for byte)."""
+    import torch
+
+    from nas.builder import build_model
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_model(arch).eval()
+
+
+def export_artifact(arch: Architecture, path: Path, fmt: str, *, int8: bool = False, model: Any = None,
+                    calibration: list[torch.Tensor] | None = None, batch: int = 1) -> Path:
+    """Write ``arch`` (or a trained ``model`` of it) in ``fmt``, int8-quantized if asked (calibrated on
+    ``calibration``, by default ``calibration_inputs(arch)``). Returns the file to load (for OpenVINO the
+    ``.xml``, with its ``.bin`` beside it)."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+    if int8 and fmt not in INT8_FORMATS:
+        raise ExportError(f"int8 export is available for {' and '.join(INT8_FORMATS)}, not {fmt}")
+    if int8 and calibration is None:
+        calibration = calibration_inputs(arch, batch=batch)
+    if model is None:
+        model = fresh_model(arch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "tflite":
+        from nas.export_litert import export_tflite
+
+        return export_tflite(arch, path, model=model, calibration=calibration if int8 else None, batch=batch)
+    if fmt == "openvino":
+        return export_openvino(arch, path, model=model, batch=batch)
+    if not int8:
+        return export_onnx(arch, path, model=model)
+    from nas.export_int8 import quantize_onnx
+
+    fp32 = export_onnx(arch, path.with_name(f"{path.stem}.fp32.onnx"), model=model)
+    try:
+        return quantize_onnx(fp32, path, calibration or [])
+    finally:
+        fp32.unlink(missing_ok=True)
+
+
+def export_openvino(arch: Architecture, path: Path, *, model: Any = None, batch: int = 1) -> Path:
+    """OpenVINO IR (``.xml`` + ``.bin``) converted from the ONNX export, weights kept in fp32, input shape
+    static ``[batch, 3, R, R]`` (what the profile compiles; ``benchmark_app`` runs it without ``-shape``)."""
+    import openvino as ov
+
+    xml = path.with_suffix(".xml")
+    onnx_path = export_onnx(arch, xml.with_name(f"{xml.stem}.src.onnx"), model=model)
+    try:
+        converted = ov.convert_model(str(onnx_path))
+        converted.reshape([batch, 3, arch.resolution, arch.resolution])
+        ov.save_model(converted, str(xml), compress_to_fp16=False)
+    except Exception as exc:  # OpenVINO raises its own untyped errors
+        raise ExportError(f"OpenVINO conversion of {arch.hash} failed: {exc}") from exc
+    finally:
+        onnx_path.unlink(missing_ok=True)
+    return xml
 
 
 def export_onnx(arch: Architecture, path: Path, *, model: Any = None, opset: int = 17) -> Path:
@@ -19,9 +116,7 @@ def export_onnx(arch: Architecture, path: Path, *, model: Any = None, opset: int
     """
     import torch
 
-    from nas.builder import build_model
-
-    module = (model if model is not None else build_model(arch)).eval()
+    module = (model if model is not None else fresh_model(arch)).eval()
     dummy = torch.randn(1, 3, arch.resolution, arch.resolution)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -75,5 +75,5 @@ def test_devices_list_shows_the_built_in_and_user_profiles(env: dict[str, str]) 
 def test_an_unknown_device_is_a_one_line_error_with_exit_code_2(env: dict[str, str]) -> None:
     result = nas(env, "latency", "measure", "mobilenetv3-small-1.0", "--device", "pixel-9", check=False)
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: unknown device profile 'pixel-9' (known: cpu-ort-1t, cpu-ort-2t, " \
-                                    "cpu-torch-1t, quick)"
+    assert result.stderr.strip() == "error: unknown device profile 'pixel-9' (known: cpu-litert-1t, " \
+        "cpu-litert-int8-1t, cpu-openvino-1t, cpu-ort-1t, cpu-ort-2t, cpu-ort-int8-1t, cpu-torch-1t, quick)"

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 from nas.arch import Architecture, load_architecture, to_string
 from nas.cli._output import console, print_json
 from nas.cost import estimate
+from nas.errors import ExportError
+
+if TYPE_CHECKING:
+    from nas.data import DatasetSpec
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -103,19 +108,87 @@ def validate(name: ArchArg,
     console.print(f"ok: {arch.hash} is valid" + (f" and a member of {space_name}" if space_name else ""))
 
 
+def _calibration(value: str | None) -> DatasetSpec | None:
+    """``digits``, ``cifar10:PATH``, ``imagefolder:PATH`` or ``none`` (seeded noise)."""
+    from nas.data import DatasetSpec
+
+    if value is None or value == "none":
+        return None
+    kind, _, path = value.partition(":")
+    try:
+        return DatasetSpec.model_validate({"kind": kind, **({"path": path} if path else {})})
+    except ValidationError as exc:
+        from nas._documents import first_error
+
+        loc, reason = first_error(exc)
+        raise ExportError(f"--calibration {value!r}: {loc}: {reason}") from None
+
+
 @app.command()
 def export(name: ArchArg,
+           fmt: Annotated[str | None, typer.Option("--format", "-f", help="onnx, tflite or openvino.")] = None,
+           out: Annotated[Path | None, typer.Option("--out", "-o", help="Where to write --format's file.")] = None,
+           int8: Annotated[bool, typer.Option("--int8", help="Full-integer post-training quantization.")] = False,
+           device: Annotated[str | None, typer.Option("--device", "-d", help=(
+               "Write what this device profile times: its format, int8 and calibration."))] = None,
+           calibration: Annotated[str | None, typer.Option("--calibration", help=(
+               "int8 calibration images: digits (default), cifar10:PATH, imagefolder:PATH or none."))] = None,
+           calibration_images: Annotated[int | None, typer.Option("--calibration-images", min=1)] = None,
+           weights: Annotated[Path | None, typer.Option("--weights", help=(
+               "A trained state file (from a search or --state) to export instead of fresh weights."))] = None,
            onnx: Annotated[Path | None, typer.Option("--onnx", help="Write an ONNX model here.")] = None,
            state: Annotated[Path | None, typer.Option("--state", help="Write a PyTorch state file here.")] = None,
            resolution: ResolutionOpt = None, classes: ClassesOpt = None) -> None:
-    """Build the network and export it; the ONNX output is checked against PyTorch in ONNX Runtime."""
-    from nas.builder import build_model
-    from nas.export import check_onnx, export_onnx, export_state
+    """Build the network and export it as deployed. ``--format`` (or ``--device``) writes exactly the
+    artifact the matching device profile times; ONNX output is checked against PyTorch in ONNX Runtime."""
+    from nas.export import (
+        calibration_inputs,
+        check_onnx,
+        export_artifact,
+        export_onnx,
+        export_state,
+        fresh_model,
+        load_state,
+    )
+    from nas.latency._artifacts import calibration_spec, deployed_format
 
-    if onnx is None and state is None:
-        raise typer.BadParameter("give --onnx and/or --state")
-    arch = _load(name, resolution, classes)
-    model = build_model(arch).eval()
+    options: dict[str, object] = {}
+    if device is not None:
+        from nas.latency import load_profile
+
+        profile = load_profile(device)
+        fmt_int8 = deployed_format(profile)
+        if fmt_int8 is None:
+            raise ExportError(f"device {profile.name} runs PyTorch modules: export --state instead")
+        if fmt is not None and fmt != fmt_int8[0]:
+            raise ExportError(f"device {profile.name} times {fmt_int8[0]} files, not {fmt}")
+        fmt, int8, options = fmt_int8[0], fmt_int8[1] or int8, dict(profile.options)
+    if fmt is None and onnx is None and state is None:
+        raise typer.BadParameter("give --format (or --device) with --out, and/or --onnx, --state")
+    if fmt is not None and out is None:
+        raise typer.BadParameter("--format needs --out")
+    if calibration is not None:
+        spec = _calibration(calibration)
+        options["calibration"] = "none" if spec is None else spec.model_dump(mode="json")
+    if calibration_images is not None:
+        options["calibration_images"] = calibration_images
+    if weights is not None:
+        arch, model, _ = load_state(weights)
+        if resolution is not None or classes is not None:
+            arch = arch.with_(**{k: v for k, v in (("resolution", resolution), ("num_classes", classes))
+                                 if v is not None})
+    else:
+        arch = _load(name, resolution, classes)
+        model = fresh_model(arch)
+    model.eval()
+    if fmt is not None and out is not None:
+        inputs = None
+        if int8:
+            calib = calibration_spec(options)
+            dataset = None if calib["dataset"] is None else _calibration_dict(calib["dataset"])
+            inputs = calibration_inputs(arch, dataset, calib["images"])
+        written = export_artifact(arch, out, fmt, int8=int8, model=model, calibration=inputs)
+        console.print(f"wrote {written}" + (f" (+ {written.with_suffix('.bin')})" if fmt == "openvino" else ""))
     if onnx is not None:
         export_onnx(arch, onnx, model=model)
         diff = check_onnx(arch, onnx, model)
@@ -144,3 +217,15 @@ def import_weights(
     export_state(target, out, model=model, provenance=provenance)
     console.print(f"imported {provenance['tensors']} tensors into {provenance['architecture']} "
                   f"({target.num_classes} classes, hash {target.hash}); wrote {out}")
+
+
+def _calibration_dict(data: dict[str, object]) -> DatasetSpec:
+    from nas.data import DatasetSpec
+
+    try:
+        return DatasetSpec.model_validate(data)
+    except ValidationError as exc:
+        from nas._documents import first_error
+
+        loc, reason = first_error(exc)
+        raise ExportError(f"calibration: {loc}: {reason}") from None

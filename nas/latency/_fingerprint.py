@@ -56,8 +56,13 @@ def hardware_info() -> dict[str, Any]:
 
 def fingerprint_info(profile: DeviceProfile) -> dict[str, Any]:
     """Hardware info plus the profile's timing-relevant settings, and the short hash of both."""
+    from nas.latency._runtimes import _REGISTRY
+
     info = {**hardware_info(), "profile": profile.name, "profile_settings": profile.settings_hash(),
             "method": METHOD}
+    extra = _REGISTRY[profile.runtime].libraries  # only runtimes that name them: older fingerprints stay valid
+    if extra:
+        info["runtime_libraries"] = {lib: _version(lib) for lib in extra}
     body = {k: v for k, v in info.items() if k not in ("profile", "python")}
     info["fingerprint"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
     return info

@@ -1,6 +1,7 @@
 """Device profiles: which runtime, how many threads, which batch, and how to time on it.
 
-A profile is the unit a latency is quoted for. Two are built in; users add more as YAML files
+A profile is the unit a latency is quoted for. Six are built in (one per runtime, all on this machine's
+CPU, one thread, batch 1; their names say the runtime and ``int8`` where quantized); users add more as YAML files
 (one profile per file) in ``search_spaces/devices/`` or in the directory named by ``NAS_DEVICES_DIR``.
 Everything in a profile that can change a timing is folded into the hardware fingerprint
 (``nas.latency._fingerprint``), so editing a profile never silently reuses stale cached latencies.
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nas._documents import first_error
 from nas.errors import LatencyError, NotFoundError
@@ -57,6 +58,16 @@ class DeviceProfile(BaseModel):
             raise ValueError(f"unknown runtime {value!r}; known: {', '.join(runtime_names())}")
         return value
 
+    @model_validator(mode="after")
+    def _runtime_options(self) -> DeviceProfile:
+        from nas.latency._runtimes import _REGISTRY
+
+        try:
+            _REGISTRY[self.runtime].check_options(self.options)
+        except LatencyError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
     def settings_hash(self) -> str:
         """Hash of what changes the expected value of a timing (runtime, threads, batch, options); not of
         how long to time, where, or what to call the profile."""
@@ -78,6 +89,14 @@ BUILT_IN: dict[str, DeviceProfile] = {
                       description="ONNX Runtime CPU execution provider, 1 intra-op thread, batch 1"),
         DeviceProfile(name="cpu-torch-1t", runtime="torch-eager", threads=1, batch=1,
                       description="PyTorch eager on the CPU, 1 thread, batch 1, inference mode"),
+        DeviceProfile(name="cpu-litert-1t", runtime="litert", threads=1, batch=1,
+                      description="LiteRT (TFLite) with XNNPACK, float32, 1 thread, batch 1: a phone CPU's path"),
+        DeviceProfile(name="cpu-litert-int8-1t", runtime="litert-int8", threads=1, batch=1,
+                      description="LiteRT with XNNPACK, full-integer int8 (PTQ on digits), 1 thread, batch 1"),
+        DeviceProfile(name="cpu-openvino-1t", runtime="openvino", threads=1, batch=1,
+                      description="OpenVINO CPU plugin, f32, latency hint, 1 inference thread, batch 1"),
+        DeviceProfile(name="cpu-ort-int8-1t", runtime="onnxruntime-int8", threads=1, batch=1,
+                      description="ONNX Runtime CPU, int8 static QDQ (PTQ on digits), 1 thread, batch 1"),
     )
 }
 

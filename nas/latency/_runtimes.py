@@ -1,10 +1,12 @@
 """Runtimes: how a part (network, block, stem, head) is run on a device profile.
 
-Adding a runtime is one class: subclass ``Runtime``, set ``name``, implement ``prepare`` (and
-``unavailable_reason`` if it needs something this machine may lack), and decorate it with
-``@register_runtime``. A TorchScript or CUDA runtime only changes ``prepare``; a runner that times on a
-remote device through a command overrides ``measure`` instead, shipping the exported models and
-parsing the device's timings, and the rest (caching, tables, calibration) stays unchanged.
+Adding a runtime is one file: subclass ``Runtime``, set ``name``, implement ``prepare`` (and
+``unavailable_reason`` if it needs something this machine may lack), decorate it with
+``@register_runtime``, and name the module in ``_RUNTIME_MODULES`` below. A TorchScript or CUDA runtime
+only changes ``prepare``; the remote runner (``_rt_remote``) overrides ``measure`` instead, shipping the
+exported models and parsing the device's timings, and the rest (caching, tables, calibration) stays
+unchanged. Built in here: ONNX Runtime and PyTorch eager; in their own files: LiteRT (``_rt_litert``),
+OpenVINO (``_rt_openvino``), ONNX Runtime int8 (``_rt_ort_int8``) and the remote runner.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ class Runtime(ABC):
     """
 
     name: ClassVar[str]
+    libraries: ClassVar[tuple[str, ...]] = ()  # packages whose versions join the fingerprint (``_fingerprint``)
+    deploys: ClassVar[tuple[str, bool] | None] = None  # (nas.export format, int8) of the file it times
+    local: ClassVar[bool] = True  # times on this machine (False: a remote device; no speed canary, no waiting)
 
     def __init__(self, profile: DeviceProfile) -> None:
         self.profile = profile
@@ -60,6 +65,17 @@ class Runtime(ABC):
     @classmethod
     def unavailable_reason(cls) -> str | None:
         """None when this runtime can run here, else a one-line reason."""
+        return None
+
+    @classmethod
+    def deployed(cls, options: dict[str, Any]) -> tuple[str, bool] | None:
+        """``(format, int8)`` of the artifact this runtime times (``nas arch export --device``)."""
+        return cls.deploys
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """Raise ``LatencyError`` if a profile's ``options`` are malformed for this runtime; called when
+        the profile is loaded, so a bad file is reported before anything is timed."""
         return None
 
     def configure(self) -> None:  # noqa: B027 (a hook with a default body, like Optuna's samplers)
@@ -99,6 +115,7 @@ class OrtRuntime(Runtime):
     deploy); single parts are written directly as ONNX (``_onnx_graphs``), which is 50x faster."""
 
     name = "onnxruntime"
+    deploys = ("onnx", False)
     _LEVELS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC",
                "disabled": "ORT_DISABLE_ALL"}
 
@@ -106,7 +123,7 @@ class OrtRuntime(Runtime):
     def unavailable_reason(cls) -> str | None:
         return None if importlib.util.find_spec("onnxruntime") else "onnxruntime is not installed"
 
-    def _session(self, model: bytes | str) -> Any:
+    def _session(self, model: bytes) -> Any:
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -125,35 +142,28 @@ class OrtRuntime(Runtime):
         except Exception as exc:  # ORT raises its own untyped errors
             raise LatencyError(f"ONNX Runtime cannot load this graph on {self.profile.name}: {exc}") from exc
 
+    def network_model(self, part: Part) -> bytes:
+        """The network's ONNX model as deployed (``nas.export.export_onnx``), or the file ``onnx_path``."""
+        from nas.export import export_onnx
+
+        path = Path(part.spec["onnx_path"]) if part.spec.get("onnx_path") else None
+        if path is not None and path.is_file():
+            return path.read_bytes()
+        with tempfile.TemporaryDirectory() as tmp:
+            return export_onnx(_architecture(part.spec), Path(tmp) / "net.onnx").read_bytes()
+
+    def model(self, part: Part) -> tuple[bytes, tuple[int, ...]]:
+        """The ONNX model this runtime runs for ``part`` and its input shape."""
+        if part.kind == "network":
+            res = part.spec["resolution"]
+            return self.network_model(part), (self.profile.batch, 3, res, res)
+        return part_graph(part, self.profile.batch)
+
     def prepare(self, part: Part) -> Callable[[], object]:
         import numpy as np
 
-        from nas.latency import _onnx_graphs as graphs
-
-        s, batch = part.spec, self.profile.batch
-        if part.kind == "network":
-            arch = _architecture(s)
-            path = Path(s["onnx_path"]) if s.get("onnx_path") else None
-            with tempfile.TemporaryDirectory() as tmp:
-                if path is None or not path.is_file():
-                    from nas.export import export_onnx
-
-                    path = export_onnx(arch, Path(tmp) / "net.onnx")
-                session = self._session(str(path))
-            shape: tuple[int, ...] = (batch, 3, arch.resolution, arch.resolution)
-        else:
-            from nas.arch import Block, Head, Stem
-
-            if part.kind == "block":
-                model, shape = graphs.block_graph(s["cin"], s["size"], Block.model_validate(s["block"]), batch)
-            elif part.kind == "stem":
-                model, shape = graphs.stem_graph(Stem.model_validate(s["stem"]), s["resolution"], batch)
-            elif part.kind == "head":
-                model, shape = graphs.head_graph(Head.model_validate(s["head"]), s["cin"], s["size"],
-                                                 s["num_classes"], batch)
-            else:
-                model, shape = graphs.identity_graph(batch)
-            session = self._session(model)
+        model, shape = self.model(part)
+        session = self._session(model)
         name = session.get_inputs()[0].name
         feed = {name: np.random.default_rng(0).standard_normal(shape, dtype=np.float32)}
         run = session.run
@@ -162,6 +172,21 @@ class OrtRuntime(Runtime):
         except Exception as exc:
             raise LatencyError(f"ONNX Runtime cannot run this {part.kind} on {self.profile.name}: {exc}") from exc
         return lambda: run(None, feed)
+
+
+def part_graph(part: Part, batch: int) -> tuple[bytes, tuple[int, ...]]:
+    """A stem, block, head or identity part written directly as ONNX (``_onnx_graphs``) and its input shape."""
+    from nas.arch import Block, Head, Stem
+    from nas.latency import _onnx_graphs as graphs
+
+    s = part.spec
+    if part.kind == "block":
+        return graphs.block_graph(s["cin"], s["size"], Block.model_validate(s["block"]), batch)
+    if part.kind == "stem":
+        return graphs.stem_graph(Stem.model_validate(s["stem"]), s["resolution"], batch)
+    if part.kind == "head":
+        return graphs.head_graph(Head.model_validate(s["head"]), s["cin"], s["size"], s["num_classes"], batch)
+    return graphs.identity_graph(batch)
 
 
 @register_runtime
@@ -238,3 +263,9 @@ def _torch_module(part: Part, batch: int) -> tuple[Any, tuple[int, ...]]:
 
         module = _HeadOnly()
     return module, (batch, cin, s["size"], s["size"])
+
+
+# Runtimes in their own files register themselves on import (at the end: they subclass ``Runtime``).
+_RUNTIME_MODULES = ("_rt_litert", "_rt_openvino", "_rt_ort_int8", "_rt_remote")
+for _module in _RUNTIME_MODULES:
+    importlib.import_module(f"nas.latency.{_module}")

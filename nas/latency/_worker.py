@@ -118,7 +118,8 @@ def main() -> int:
         chunk = parts[first:first + group]
         try:
             with cpu_lock(cpus):
-                waited = wait_for_quiet(timing.wait_for_quiet, timing.busy_cpus) if timing.wait_for_quiet else 0.0
+                quiet = timing.wait_for_quiet if runtime.local else 0.0  # a remote device's load is not ours
+                waited = wait_for_quiet(quiet, timing.busy_cpus) if quiet else 0.0
                 meter = LoadMeter()
                 results = runtime.measure(chunk, timing, canary)
                 load = {**meter.lap(), "waited_s": waited}

@@ -1,0 +1,116 @@
+"""Deployable artifacts of whole networks for the runtimes, converted once per machine and reused.
+
+A LiteRT conversion takes 10-15 s and an int8 one more, far longer than timing the result, and the
+speed canary is the same network in every measuring process. So a network's artifact is written by
+``nas.export.export_artifact`` (exactly what ``nas arch export`` writes) into a per-user cache directory,
+keyed by everything that changes the file: architecture, resolution, batch, format, int8 and its
+calibration, and the converting libraries' versions. Files are written beside and renamed, so a
+concurrent process never reads half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nas.latency._profiles import DeviceProfile
+
+_CONVERTERS = ("torch", "onnxruntime", "litert-torch", "ai-edge-litert", "openvino")
+
+
+def cache_dir() -> Path:
+    """``NAS_ARTIFACT_CACHE`` or a directory under the system's temporary directory."""
+    return Path(os.environ.get("NAS_ARTIFACT_CACHE") or Path(tempfile.gettempdir()) / "nas-artifacts")
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in _CONVERTERS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def calibration_spec(options: dict[str, Any]) -> dict[str, Any]:
+    """The int8 calibration a profile asks for: ``calibration`` (a proxy dataset spec, e.g.
+    ``{kind: digits}`` or ``{kind: cifar10, path: ...}``; ``none`` for seeded noise) and
+    ``calibration_images``."""
+    data = options.get("calibration", {"kind": "digits"})
+    return {"dataset": None if data in (None, "none") else dict(data),
+            "images": int(options.get("calibration_images", 8))}
+
+
+def deployed_format(profile: DeviceProfile) -> tuple[str, bool] | None:
+    """``(format, int8)`` of the file ``profile`` times, or None for a runtime that runs PyTorch modules."""
+    from nas.latency._runtimes import _REGISTRY
+
+    return _REGISTRY[profile.runtime].deployed(profile.options)
+
+
+def network_artifact(spec: dict[str, Any], fmt: str, *, int8: bool = False, batch: int = 1,
+                     calibration: dict[str, Any] | None = None) -> Path:
+    """The cached artifact of the network part ``spec`` (``nas.latency._parts.network_part``),
+    converted on first use."""
+    from nas.arch import parse_architecture
+    from nas.latency._fingerprint import METHOD
+
+    arch = parse_architecture(spec["arch"])
+    if arch.resolution != spec["resolution"]:
+        arch = arch.with_(resolution=spec["resolution"])
+    calib = calibration if int8 else None
+    body = {"arch": arch.hash, "resolution": arch.resolution, "batch": batch, "format": fmt, "int8": int8,
+            "calibration": calib, "versions": _versions(), "method": METHOD}
+    tag = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    from nas.export import SUFFIX
+
+    suffix = SUFFIX[fmt]
+    final = cache_dir() / f"{arch.hash}-r{arch.resolution}-b{batch}-{fmt}{'-int8' if int8 else ''}-{tag}{suffix}"
+    if final.is_file():
+        os.utime(final)  # recently used: kept by ``_prune``
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=final.parent, prefix=".tmp-"))
+    try:
+        from nas.export import calibration_inputs, export_artifact
+
+        inputs = None
+        if int8 and calib is not None:
+            from nas.data import DatasetSpec
+
+            dataset = DatasetSpec.model_validate(calib["dataset"]) if calib["dataset"] else None
+            inputs = calibration_inputs(arch, dataset, calib["images"], batch=batch)
+        written = export_artifact(arch, scratch / f"model{suffix}", fmt, int8=int8, calibration=inputs, batch=batch)
+        if fmt == "openvino":  # the .bin first: a reader that finds the .xml finds its weights
+            os.replace(written.with_suffix(".bin"), final.with_suffix(".bin"))
+        os.replace(written, final)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    _prune(final.parent, keep=final)
+    return final
+
+
+def _prune(directory: Path, keep: Path) -> None:
+    """Keep the ``NAS_ARTIFACT_CACHE_FILES`` (default 32) most recently used artifacts: a search measures
+    thousands of networks, each file up to tens of MB, and only the canary is reused often."""
+    limit = int(os.environ.get("NAS_ARTIFACT_CACHE_FILES", "32"))
+    used: list[tuple[float, Path]] = []
+    for path in directory.iterdir():
+        if path.suffix != ".bin" and not path.name.startswith("."):
+            try:
+                used.append((path.stat().st_mtime, path))
+            except FileNotFoundError:  # pruned by a concurrent process
+                continue
+    for _, old in sorted(used, reverse=True)[limit:]:
+        if old != keep:
+            old.unlink(missing_ok=True)
+            if old.suffix == ".xml":
+                old.with_suffix(".bin").unlink(missing_ok=True)

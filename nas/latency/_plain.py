@@ -1,0 +1,125 @@
+"""A plain timing loop over a deployable file (``.onnx``, ``.tflite``, OpenVINO ``.xml``), as a user would
+write it: load, one random input, warm-up, then N timed runs and their median.
+
+It is the reference the profiles' measurements are checked against (same artifact, same runtime, no
+quiet-run filtering), and a stand-in for a device's benchmark binary: ``python -m nas.latency._plain
+MODEL --runs 200 --threads 1`` prints ``median_ms=...`` (or JSON), which a remote profile can parse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def load_runner(path: Path, threads: int = 1) -> tuple[Callable[[Any], Any], Any]:
+    """``(run, x)``: ``run(x)`` does one inference of the file on a random input ``x`` of its shape and
+    returns the first output (as numpy)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        inp = session.get_inputs()[0]
+        shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+        return (lambda x: session.run(None, {inp.name: x})[0]), rng.standard_normal(shape, dtype=np.float32)
+    if suffix == ".tflite":
+        from ai_edge_litert.interpreter import Interpreter
+
+        from nas.latency._rt_litert import interpreter_input
+
+        interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        interpreter.allocate_tensors()
+        index = interpreter.get_input_details()[0]["index"]
+        out = interpreter.get_output_details()[0]["index"]
+
+        def run_tflite(x: Any) -> Any:
+            interpreter.set_tensor(index, x)
+            interpreter.invoke()
+            return interpreter.get_tensor(out)
+
+        return run_tflite, interpreter_input(interpreter)
+    if suffix == ".xml":
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(str(path))
+        shape = [d.get_length() if d.is_static else 1 for d in model.input(0).get_partial_shape()]
+        model.reshape(shape)
+        compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads,
+                                                     "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
+        return (lambda x: compiled(x)[0]), rng.standard_normal(shape, dtype=np.float32)
+    raise ValueError(f"{path}: not a .onnx, .tflite or OpenVINO .xml file")
+
+
+def load_predictor(path: Path, threads: int = 1) -> Callable[[Any], Any]:
+    """``predict(x)``: float logits of the file for float NCHW images ``x`` (one batch as exported),
+    whatever the file's layout (NHWC for LiteRT) and input/output types (int8 for a full-integer model)."""
+    import numpy as np
+
+    run, sample = load_runner(path, threads)
+    if path.suffix.lower() != ".tflite":
+        return lambda x: np.asarray(run(np.ascontiguousarray(x, dtype=np.float32)), dtype=np.float32)
+    from ai_edge_litert.interpreter import Interpreter
+
+    details = Interpreter(model_path=str(path))
+    inp, out = details.get_input_details()[0], details.get_output_details()[0]
+
+    def predict(x: Any) -> Any:
+        nhwc = np.ascontiguousarray(np.transpose(np.asarray(x, dtype=np.float32), (0, 2, 3, 1)))
+        if inp["dtype"] != np.float32:
+            scale, zero = inp["quantization"]
+            info = np.iinfo(inp["dtype"])
+            nhwc = np.clip(np.round(nhwc / scale) + zero, info.min, info.max).astype(inp["dtype"])
+        y = run(nhwc)
+        if out["dtype"] != np.float32:
+            scale, zero = out["quantization"]
+            y = (y.astype(np.float32) - zero) * scale
+        return np.asarray(y, dtype=np.float32)
+
+    return predict
+
+
+def plain_timing(path: Path, runs: int = 200, warmup: int = 20, threads: int = 1) -> list[float]:
+    """Milliseconds of each of ``runs`` inferences after ``warmup`` ones."""
+    run, x = load_runner(path, threads)
+    for _ in range(warmup):
+        run(x)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter_ns()
+        run(x)
+        times.append((time.perf_counter_ns() - t0) * 1e-6)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nas.latency._plain", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    times = plain_timing(args.model, args.runs, args.warmup, args.threads)
+    median = statistics.median(times)
+    if args.json:
+        sys.stdout.write(json.dumps({"latency": {"median_ms": median, "runs": len(times)}}) + "\n")
+    else:
+        sys.stdout.write(f"runs={len(times)} median_ms={median:.4f}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
