@@ -10,9 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from nas._documents import first_error
 from nas.errors import ArchitectureError
@@ -91,9 +100,17 @@ class Architecture(_Frozen):
     stages: list[list[Block]] = Field(min_length=1)
     head: Head
     batchnorm: BatchNorm | None = Field(
-        default=None, exclude_if=lambda v: v is None,
+        default=None,
         description="BatchNorm eps and momentum; absent (None): PyTorch's defaults. Omitted from the "
                     "document when absent, so documents written before the field existed keep their hash.")
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_batchnorm(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """Field-level ``exclude_if`` needs pydantic 2.12, which LiteRT's converter does not allow."""
+        data = handler(self)
+        if isinstance(data, dict) and "batchnorm" in data and data["batchnorm"] is None:
+            del data["batchnorm"]
+        return data
 
     @field_validator("batchnorm")
     @classmethod

@@ -115,8 +115,8 @@ def _options_schema() -> dict[str, Any]:
 
 class StrategySpec(_Strict):
     name: str = Field(default="tpe", json_schema_extra={"enum": list[JsonValue](strategy_names())})
-    options: Annotated[StrategyOptions, WithJsonSchema(_options_schema())] = Field(
-        default_factory=dict, validate_default=True)
+    options: Annotated[StrategyOptions, WithJsonSchema(_options_schema())] = Field(  # type: ignore[assignment]
+        default_factory=dict, validate_default=True)  # the mapping is parsed into the strategy's model
 
     @field_validator("name")
     @classmethod
