@@ -86,6 +86,7 @@ def diagnose(url: str, limits: Thresholds, *,
             why = "no search worker is running" if workers == 0 else "no search worker has claimed it"
             problems.append(Problem(QUEUED, record.id, None, age, f"queued for {age:.0f} s: {why}"))
     running = _searches(url, SearchStatus.running)
+    now = utcnow()  # after the read: a driver renewing its lease meanwhile must not look younger than 0 s
     live = {d.profile for d in live_devices(url, limits.device_ttl)} if running else set()
     for record in running:
         age = _age(now, record.updated_at)
