@@ -33,3 +33,19 @@ def torch_devices() -> list[str]:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """In CI a skip is a failure unless the test does not apply here at all (``tests/skips.py``)."""
+    from tests.skips import accepted, skips_fail
+
+    outcome = yield
+    report = outcome.get_result()
+    if not (report.skipped and skips_fail()) or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    if not accepted(reason):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, which needs every real part this test uses: {reason}"

@@ -155,28 +155,38 @@ def test_no_table_holds_a_raw_token(configured: Configured) -> None:
     assert seen > 0
 
 
-def test_tokens_are_compared_in_constant_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The stored sha256 is compared with ``hmac.compare_digest``, never ``==`` (whose run time tells how
-    many leading characters matched)."""
-    import hmac
+def test_the_database_is_asked_for_a_tokens_sha256_never_the_token(tmp_path: Path) -> None:
+    """Timing safety of the token check: the lookup compares the sha256 of the presented token, which the
+    caller cannot steer, so the time it takes says nothing about how much of a real token was guessed. A
+    lookup by the token itself (or a prefix of it) would leak exactly that."""
+    import hashlib
+
+    from sqlalchemy import event
 
     from nas.service import authenticate, create_token
+    from nas.service.migrate import ensure_schema
+    from nas.storage import engine_for
 
     url = f"sqlite:///{tmp_path / 'tokens.db'}"
     record, token = create_token(url, "timing")
-    calls: list[tuple[Any, Any]] = []
-    real = hmac.compare_digest
+    wrong = token[:-1] + ("A" if token[-1] != "A" else "B")
+    sent: list[str] = []
 
-    def spy(a: Any, b: Any) -> bool:
-        calls.append((a, b))
-        return real(a, b)
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append(f"{statement} {parameters!r}")
 
-    monkeypatch.setattr(hmac, "compare_digest", spy)
-    assert authenticate(url, token) == record
-    assert authenticate(url, token[:-1] + ("A" if token[-1] != "A" else "B")) is None
-    import hashlib
-
-    assert (hashlib.sha256(token.encode()).hexdigest(),) * 2 in calls
+    engine = engine_for(ensure_schema(url))
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        assert authenticate(url, token) == record
+        assert authenticate(url, wrong) is None
+        assert authenticate(url, hashlib.sha256(token.encode()).hexdigest()) is None  # the stored value is no key
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    asked = " ".join(sent)
+    assert hashlib.sha256(token.encode()).hexdigest() in asked and hashlib.sha256(wrong.encode()).hexdigest() in asked
+    for secret in (token, wrong, token[:8]):  # not even the prefix shown in `nas token list`
+        assert secret not in asked
 
 
 # -- CORS ------------------------------------------------------------------------------------------------

@@ -288,3 +288,41 @@ def test_pruned_trials_count_in_the_evolution_population_with_the_value_they_wer
     parent = study._storage.get_trial(child._trial_id).system_attrs["evolution"]["parent_trial"]
     assert parent == 1, "the whole population competed; the pruned trial at 0.9 won the tournament"
     assert sum(child.params[k] != study.trials[1].params[k] for k in dims) <= 1
+
+
+def _space_with_resolutions(resolutions: list[int]) -> dict:  # type: ignore[type-arg]
+    return {**load_space("mobilenetv3-small").definition.model_dump(mode="json"), "resolution": resolutions}
+
+
+def test_a_space_listing_several_resolutions_searches_over_them(db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Resolution is a real dimension: each candidate is deployed (and timed) at its own, and proxy-trained
+    at the recipe's size scaled the same way, so a smaller input costs accuracy as well as saving time."""
+    spec = tiny_spec(name="res", space=_space_with_resolutions([48, 64]), latency={"resolution": None},
+                     budget={"trials": 6}, seed=3)
+    ctx = run_search(spec, storage_url=db, run_dir=tmp_path)
+    archs = [parse_architecture(t.user_attrs["architecture"])
+             for t in ctx.study.get_trials(states=(TrialState.COMPLETE,))]
+    assert {a.resolution for a in archs} == {48, 64}
+    assert ctx.reference_resolution == 64
+    assert {a.resolution: ctx.proxy_resolution(a) for a in archs} == {48: 24, 64: 32}
+
+
+def test_a_spec_that_names_the_resolution_deploys_every_candidate_there(db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    spec = tiny_spec(name="fixed", space=_space_with_resolutions([48, 64]), latency={"resolution": 48},
+                     budget={"trials": 3}, seed=3)
+    ctx = run_search(spec, storage_url=db, run_dir=tmp_path)
+    archs = [parse_architecture(t.user_attrs["architecture"])
+             for t in ctx.study.get_trials(states=(TrialState.COMPLETE,))]
+    assert {a.resolution for a in archs} == {48}
+    assert all(ctx.proxy_resolution(a) == 32 for a in archs)
+
+
+def test_leaving_out_the_resolution_of_a_one_resolution_space_resumes_a_study_that_named_it() -> None:
+    """Studies made when ``latency.resolution`` was required (default 224) still resume."""
+    from nas.search._study import spec_digest
+
+    named = tiny_spec(space="mobilenetv3-small", latency={"resolution": 224})
+    assert spec_digest(tiny_spec(space="mobilenetv3-small", latency={"resolution": None})) == spec_digest(named)
+    several = _space_with_resolutions([160, 224])
+    assert (spec_digest(tiny_spec(space=several, latency={"resolution": None}))
+            != spec_digest(tiny_spec(space=several, latency={"resolution": 224})))

@@ -15,6 +15,7 @@ from nas.service import SearchStatus, authenticate, create_token, get_search, ma
 from nas.service.async_store import authenticate_async, create_search_async, get_search_async
 
 from .api_support import SPEC, free_port
+from .skips import NOT_APPLICABLE
 
 pytest_plugins = ["tests.service_fixtures"]  # database_url
 
@@ -55,7 +56,7 @@ def test_json_timestamps_and_nulls_of_a_finished_search_read_as_in_the_synchrono
 def test_async_reads_survive_their_pooled_connections_being_killed(database_url: str) -> None:
     """No ping before a statement: a connection PostgreSQL dropped costs one retry, not an error."""
     if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite has no server connections to kill")
+        pytest.skip(f"{NOT_APPLICABLE} SQLite has no server connections to kill")
     import psycopg
     from sqlalchemy.engine import make_url
 

@@ -36,6 +36,7 @@ from nas.service._models import DeviceRow, ServiceBase, utcnow
 from nas.storage import engine_for, session_scope
 
 from .api_support import SPEC
+from .skips import NOT_APPLICABLE
 
 pytest_plugins = ["tests.service_fixtures"]  # database_url, redis_client, service
 
@@ -213,7 +214,7 @@ def test_reads_survive_their_pooled_connections_being_killed(database_url: str) 
     """The API's reads skip the pre-ping round trip; a pooled connection killed under them (PostgreSQL
     restarted, an idle timeout) costs one retry on a fresh connection, not an error."""
     if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite has no server connections to kill")
+        pytest.skip(f"{NOT_APPLICABLE} SQLite has no server connections to kill")
     import psycopg
     from sqlalchemy.engine import make_url
 

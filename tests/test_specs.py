@@ -19,7 +19,7 @@ def valid() -> dict:  # type: ignore[type-arg]
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 def test_every_shipped_spec_loads(path: Path) -> None:
     spec = load_spec(path)
-    assert spec.latency.resolution >= 32
+    assert spec.latency.resolution is None or spec.latency.resolution >= 32
 
 
 @pytest.mark.parametrize(

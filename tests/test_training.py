@@ -16,6 +16,8 @@ from nas.errors import TrainingError
 from nas.proxies import TrainRecipe, TrainResult, evaluate, optuna_reporter, select_device, train_and_evaluate
 from nas.proxies._speed import CroppedDepthwiseConv2d, crop_depthwise_kernels
 
+from .skips import NOT_APPLICABLE
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -156,7 +158,7 @@ def test_training_restores_the_callers_thread_count(data: ProxyData) -> None:
 
 def test_asking_for_cuda_without_one_is_an_error() -> None:
     if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
+        pytest.skip(f"{NOT_APPLICABLE} this machine has CUDA")
     with pytest.raises(TrainingError, match="cuda"):
         select_device("cuda")
     assert select_device("auto").type == "cpu"

@@ -36,10 +36,24 @@ class SearchContext:
     def pareto(self) -> bool:
         return self.reward.kind is RewardKind.pareto
 
+    @property
+    def reference_resolution(self) -> int:
+        """Where T's reference network and NetAdapt's seed are deployed, and the resolution at which the
+        proxy trains at the recipe's own size: the spec's, else the space's largest choice."""
+        return self.spec.latency.resolution or max(self.space.definition.resolution)
+
     def decode(self, choices: dict[str, Any]) -> Architecture:
-        """Choices -> architecture at the deployment resolution with the dataset's class count."""
-        arch = self.space.decode(choices, num_classes=self.num_classes)
-        return arch.with_(resolution=self.spec.latency.resolution)
+        """Choices -> architecture (at its chosen deployment resolution) with the dataset's class count."""
+        return self.space.decode(choices, num_classes=self.num_classes)
+
+    def proxy_resolution(self, arch: Architecture) -> int:
+        """The proxy training resolution of a candidate: the recipe's, scaled by the candidate's deployment
+        resolution relative to the reference one. Without it, resolution would change latency but never
+        the proxy accuracy, and a search would always pick the smallest."""
+        recipe = self.spec.proxy.recipe.resolution
+        if arch.resolution == self.reference_resolution:
+            return recipe
+        return max(8, round(recipe * arch.resolution / self.reference_resolution))
 
     def checkpoint_path(self, trial_number: int) -> Path:
         path = self.run_dir / "checkpoints" / f"trial-{trial_number:05d}.pt"

@@ -55,6 +55,8 @@ def build_context(spec: SearchSpec, strategy: Strategy, *, study_name: str, stor
     from nas.spaces import load_space, parse_space
 
     space = parse_space(spec.space, "spec.space") if isinstance(spec.space, dict) else load_space(spec.space)
+    if spec.latency.resolution is not None:
+        space = space.with_resolutions([spec.latency.resolution])
     num_classes = dataset_classes(spec.proxy.dataset)
     reward_probe = RewardSpec(kind=spec.reward.kind, target_ms=1.0, alpha=spec.reward.alpha, beta=spec.reward.beta)
     ctx = SearchContext(spec=spec, study=None, space=space, num_classes=num_classes,  # type: ignore[arg-type]
@@ -176,7 +178,7 @@ def _remaining(ctx: SearchContext, elapsed: float) -> int:
 
 
 def _job(ctx: SearchContext, p: Proposal) -> Job:
-    recipe = ctx.spec.proxy.recipe
+    recipe = ctx.spec.proxy.recipe.model_copy(update={"resolution": ctx.proxy_resolution(p.arch)})
     if p.epochs is not None:
         recipe = recipe.model_copy(update={"epochs": p.epochs})
     arch_doc = p.arch.model_dump(mode="json")

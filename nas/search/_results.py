@@ -85,7 +85,8 @@ def write_outputs(ctx: SearchContext) -> dict[str, Any]:
     result: dict[str, Any] = {
         "study": ctx.study.study_name, "device": ctx.spec.device, "target_ms": ctx.target_ms,
         "margin": ctx.spec.latency.margin, "budget_ms": ctx.budget_ms,
-        "latency_mode": ctx.spec.latency.mode, "deployment_resolution": ctx.spec.latency.resolution,
+        "latency_mode": ctx.spec.latency.mode, "deployment_resolution": (
+            best.user_attrs["architecture"]["resolution"] if best else ctx.reference_resolution),
         "reward": ctx.reward.model_dump(mode="json"), "strategy": ctx.spec.strategy.name,
         "proxy": {"dataset": ctx.spec.proxy.dataset.name, "recipe": ctx.spec.proxy.recipe.model_dump(mode="json")},
         "target_reference": ctx.study.user_attrs.get("target_reference"),

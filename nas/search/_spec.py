@@ -26,7 +26,10 @@ class LatencySpec(_Strict):
     """Latency is judged at the deployment ``resolution``, never at the proxy-training one."""
 
     mode: Literal["measured", "predicted"] = "measured"
-    resolution: int = Field(default=224, ge=32, le=1024)
+    resolution: int | None = Field(default=None, ge=32, le=1024, description=(
+        "The deployment resolution. Leave it out to search over the space's `resolution` choices (each "
+        "candidate is then timed at its own and proxy-trained at a proportionally scaled size); give it "
+        "to deploy every candidate at this one."))
     target_ms: float | None = Field(default=None, description="T in ms; or give target_reference.")
     target_reference: str | None = Field(default=None, description="T = measured latency of this network.")
     margin: float = Field(default=0.0, ge=0.0, le=0.5, description=(

@@ -49,7 +49,17 @@ def spec_digest(spec: SearchSpec) -> str:
     for (section, key), default in _ADDED_LATER.items():
         if body[section].get(key) == default:
             del body[section][key]
+    if body["latency"]["resolution"] is None:  # optional since; the same search as naming the space's only one
+        body["latency"]["resolution"] = _only_resolution(spec)
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _only_resolution(spec: SearchSpec) -> int | None:
+    from nas.spaces import load_space, parse_space
+
+    space = parse_space(spec.space, "spec.space") if isinstance(spec.space, dict) else load_space(spec.space)
+    choices = space.definition.resolution
+    return choices[0] if len(choices) == 1 else None
 
 
 def open_study(spec: SearchSpec, study_name: str, storage_url: str, directions: list[str],

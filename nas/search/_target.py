@@ -26,7 +26,7 @@ def resolve_target(ctx: SearchContext, executor: Executor) -> float:
         from nas.arch import load_architecture
 
         assert lat.target_reference is not None
-        reference = load_architecture(lat.target_reference).with_(resolution=lat.resolution,
+        reference = load_architecture(lat.target_reference).with_(resolution=ctx.reference_resolution,
                                                                   num_classes=ctx.num_classes)
         where = StudyRef(storage_url=ctx.storage_url, study_name=ctx.study.study_name, key=TARGET_OUTCOME_KEY)
         outcome = executor.judge(LatencyRequest(architecture=reference.model_dump(mode="json"),
@@ -35,6 +35,6 @@ def resolve_target(ctx: SearchContext, executor: Executor) -> float:
         ctx.study.set_user_attr("target_reference", {"name": lat.target_reference, "hash": reference.hash,
                                                      **outcome.model_dump(mode="json")})
         log.info("target T = %.3f ms: measured latency of %s at %d on %s", target, lat.target_reference,
-                 lat.resolution, ctx.spec.device)
+                 ctx.reference_resolution, ctx.spec.device)
     ctx.study.set_user_attr("target_ms", target)
     return target

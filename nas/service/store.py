@@ -376,7 +376,11 @@ def authenticate(url: str, token: str) -> TokenRecord | None:
 
 
 def token_matching(row: TokenRow | Row[Any] | None, digest: str) -> TokenRecord | None:
-    """The record of the row found by ``digest``, compared in constant time, or None."""
+    """The record of the row the database found by ``digest``, or None.
+
+    The lookup itself is the comparison, and it is timing-safe because it compares digests: a caller
+    controls the token it presents, not its sha256, so how long the index takes says nothing about how many
+    characters of a real token were guessed. The check below only guards against a row of another digest."""
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         return None
     return TokenRecord.of(row)

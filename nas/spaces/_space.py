@@ -28,6 +28,11 @@ class SearchSpace:
     def name(self) -> str:
         return self.definition.name
 
+    def with_resolutions(self, resolutions: list[int]) -> SearchSpace:
+        """The same space deployed at these resolutions only (a spec that fixes the resolution)."""
+        definition = self.definition.model_copy(update={"resolution": list(resolutions)})
+        return SearchSpace(type(definition).model_validate(definition.model_dump()), self.source)
+
     # -- dimensions ----------------------------------------------------------------------
     def dimensions(self) -> dict[str, list[Any]]:
         """Every choice, with its options, in a fixed order (names double as Optuna parameter names)."""

@@ -57,7 +57,7 @@ class NetAdaptStrategy(Strategy):
         name = self._opt(ctx, "seed", None)
         if not name:
             raise SearchError("strategy.options.seed: NetAdapt needs a starting network (a reference name or file)")
-        arch = load_architecture(str(name)).with_(resolution=ctx.spec.latency.resolution,
+        arch = load_architecture(str(name)).with_(resolution=ctx.reference_resolution,
                                                   num_classes=ctx.num_classes, space=ctx.space.name)
         check_member(ctx.space, arch)
         return arch
