@@ -86,6 +86,20 @@ class SearchCancelled(NASError):
     """The search's owner asked it to stop; the driver stops between trials."""
 
 
+class LeaseLost(NASError):
+    """Another driver claimed the search (this driver's lease expired, or its fencing token is stale):
+    this one stops without touching the search or its trials again."""
+
+
+class DeviceUnavailable(SearchError):
+    """No worker served the search's device queue for longer than ``NAS_DEVICE_WAIT``."""
+
+
+class TrialAbandoned(NASError):
+    """A trial ended while its task still worked on it (its search was cancelled, or a new driver re-runs
+    it): the task stops and records nothing."""
+
+
 class ConflictError(NASError):
     """A request is valid but the thing's current state forbids it (cancelling a finished search,
     creating a token whose name is taken); the API answers 409."""

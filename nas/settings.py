@@ -20,6 +20,13 @@ class Settings(BaseSettings):
     search_parallelism: int = Field(default=2, ge=1, le=256, description="Candidates in flight per search.")
     device_ttl: float = Field(default=60.0, gt=0, description="A latency worker counts as live this long.")
     task_visibility_timeout: int = Field(default=6 * 3600, description="Redis redelivery delay for unacked tasks.")
+    driver_lease: float = Field(
+        default=60.0, gt=0, description="Seconds a search driver's lease lasts without renewal (it renews every "
+        "quarter of it); a second driver is refused while it is live and takes over once it expired.")
+    device_wait: float = Field(
+        default=600.0, gt=0, description="Seconds a search waits for a live worker on its device's latency queue "
+        "before it fails.")
+    search_drivers: int = Field(default=2, ge=1, le=64, description="Search drivers of a default `nas worker`.")
     api_url: str = Field(default="http://127.0.0.1:8000", description="Where CLI client commands send requests.")
     api_token: str = Field(default="", description="Bearer token for CLI client commands (`nas token create`).")
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Larger API request bodies get 413.")

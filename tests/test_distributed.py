@@ -28,6 +28,9 @@ from .api_support import PG_SERVER, REPO, pg_unreachable, start_server, stop_ser
 
 REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of its own: the test flushes it
 VISIBILITY = 15  # seconds before Redis redelivers a message whose worker died without acking
+LEASE = 8  # seconds a driver's lease lasts without renewal (renewed every 2 s)
+DEVICE_WAIT = 25  # seconds a search waits for a live worker on its device before it fails
+NOBODY = "nobody-cpu"  # a device profile no worker serves
 
 
 @dataclass
@@ -80,9 +83,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = make_url(PG_SERVER).set(drivername="postgresql+psycopg", database=name).render_as_string(False)
     home = tmp_path_factory.mktemp("cluster")
+    (home / "devices").mkdir()
+    (home / "devices" / f"{NOBODY}.yaml").write_text(yaml.safe_dump({"name": NOBODY, "runtime": "onnxruntime"}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("NAS_")}
     env.update({"NAS_DATABASE_URL": url, "NAS_REDIS_URL": REDIS_URL, "NAS_HOME": str(home),
                 "NAS_DEVICE_TTL": "30", "NAS_TASK_VISIBILITY_TIMEOUT": str(VISIBILITY),
+                "NAS_DRIVER_LEASE": str(LEASE), "NAS_DEVICE_WAIT": str(DEVICE_WAIT),
+                "NAS_DEVICES_DIR": str(home / "devices"),
                 "NAS_SEARCH_PARALLELISM": "2", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
     c = Cluster(env, home, url)
     api = None
@@ -210,3 +217,127 @@ def test_a_pruned_pareto_search_sends_latency_first_then_training_that_knows_it(
         assert t.user_attrs["task"]["train"]["latency_ms"] == measured, "training was sent knowing the latency"
         assert t.user_attrs["outcome.train"]["epochs_run"] in (1, 2)
     assert study.user_attrs.get("spec", {}).get("reward", {}).get("kind") == "pareto"
+
+
+# -- what a user meets: status phases, cancel, a dead device, one driver per search ----------------------------
+
+def stop_training(cluster: Cluster) -> None:
+    for name in [n for n in cluster.procs if n.startswith("train")]:
+        cluster.kill(name)
+
+
+def status_of(cluster: Cluster, search_id: str) -> dict[str, Any]:
+    import httpx
+
+    got = httpx.get(f"{cluster.base_url}/searches/{search_id}", headers={"Authorization": f"Bearer {cluster.token}"},
+                    timeout=30)
+    assert got.status_code == 200, got.text
+    return dict(got.json())
+
+
+def in_training(cluster: Cluster, search_id: str) -> bool:
+    try:
+        study = cluster.study(search_id)
+    except KeyError:
+        return False
+    return any(t.state is TrialState.RUNNING and "task" in t.user_attrs and "outcome.train" not in t.user_attrs
+               for t in study.trials)
+
+
+def worker_logs(cluster: Cluster, prefix: str) -> str:
+    return "".join(p.read_text(errors="replace") for p in cluster.home.glob(f"{prefix}*.log"))
+
+
+def test_a_waiting_search_names_its_phase_and_its_elapsed_time_stays_live(cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    stop_training(cluster)
+    search_id = submit(cluster, write_spec(tmp_path / "w.yaml", "e2e-phase", trials=2, epochs=1))
+    wait_for(lambda: status_of(cluster, search_id)["progress"]["message"] == "training 2 candidate(s)", 180,
+             "the status to say the search waits for training")
+    first = status_of(cluster, search_id)["progress"]
+    time.sleep(12)  # the driver reports at least every 10 s while it waits
+    later = status_of(cluster, search_id)["progress"]
+    assert later["finished"] == first["finished"] == 0 and later["running"] == 2
+    assert later["elapsed_seconds"] >= first["elapsed_seconds"] + 5, (first, later)
+    cluster.start_worker("train-w", "-Q", "train")
+    watched = cluster.nas("status", search_id, "--watch", "--interval", "0.5", timeout=600)
+    assert watched.returncode == 0, watched.stderr
+
+
+def test_cancelling_a_running_search_ends_its_trials_and_stops_their_training(cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    if not any(n.startswith("train") for n in cluster.procs):
+        cluster.start_worker("train-c2", "-Q", "train")
+    search_id = submit(cluster, write_spec(tmp_path / "c.yaml", "e2e-cancel", trials=2, epochs=300))
+    wait_for(lambda: in_training(cluster, search_id) and "nas.train[train-search-" + search_id in worker_logs(
+        cluster, "train"), 180, "a trial in training")
+    time.sleep(3)  # inside its epochs by now
+    cancelled = cluster.nas("cancel", search_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert f"search {search_id}: cancelled" in cancelled.stderr and "running trial(s) stopped" in cancelled.stderr
+    study = cluster.study(search_id)
+    assert study.trials and all(t.state is TrialState.FAIL for t in study.trials), [t.state for t in study.trials]
+    assert all(t.user_attrs["error"] == "cancelled" for t in study.trials)
+    trials = cluster.nas("trials", search_id, "--json")
+    assert {t["state"] for t in json.loads(trials.stdout)["data"]} == {"FAIL"}
+    # The training task sees its trial ended at its next epoch and stops, recording nothing.
+    wait_for(lambda: "'abandoned'" in worker_logs(cluster, "train"), 60, "the training task to stop")
+    assert all("outcome.train" not in t.user_attrs for t in cluster.study(search_id).trials)
+    again = cluster.nas("cancel", search_id)
+    assert again.returncode == 0 and f"search {search_id} is already cancelled" in again.stderr, again.stderr
+
+
+def test_a_search_on_a_device_nobody_serves_is_warned_reported_and_fails_with_the_reason(cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    spec = write_spec(tmp_path / "d.yaml", "e2e-dead-device", trials=2, epochs=1, device=NOBODY)
+    out = cluster.nas("submit", str(spec), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert f"warning: no live worker serves latency.{NOBODY}" in out.stderr
+    search_id = out.stdout.strip().splitlines()[-1]
+    body = yaml.safe_load(spec.read_text())
+    answer = httpx.post(f"{cluster.base_url}/searches", json=body, headers={"Authorization": f"Bearer {cluster.token}"},
+                        timeout=30)
+    assert answer.status_code == 202 and any(f"latency.{NOBODY}" in w for w in answer.json()["warnings"])
+    waiting = f"waiting for a worker on latency.{NOBODY}"
+    wait_for(lambda: waiting in status_of(cluster, search_id)["progress"]["message"], 120,
+             "the status to say what the search waits for")
+    doctor = cluster.nas("doctor", "--json", timeout=120)
+    report = json.loads(doctor.stdout)
+    dead = [p for p in report["problems"] if p["kind"] == "dead-device" and p["search_id"] == search_id]
+    assert doctor.returncode == 1 and dead, report
+    assert f"latency.{NOBODY}" in dead[0]["reason"] and "nas worker --device" in dead[0]["reason"]
+    wait_for(lambda: status_of(cluster, search_id)["status"] == "failed", DEVICE_WAIT + 90, "the search to fail")
+    final = status_of(cluster, search_id)
+    assert f"no worker served latency.{NOBODY}" in final["error"] and "NAS_DEVICE_WAIT" in final["error"]
+    assert all(t.state is TrialState.FAIL for t in cluster.study(search_id).trials)
+    wait_for(lambda: status_of(cluster, answer.json()["id"])["status"] == "failed", DEVICE_WAIT + 90,
+             "the second search to fail")
+
+
+def test_one_driver_per_search_a_second_delivery_and_doctor_fix_leave_the_live_driver_alone(cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import redis
+
+    from workers.dispatch import RUN_SEARCH
+    from workers.publish import envelope
+
+    stop_training(cluster)  # so the search stays running while its message is delivered again
+    cluster.start_worker("search-2", "-Q", "search")
+    search_id = submit(cluster, write_spec(tmp_path / "l.yaml", "e2e-lease", trials=2, epochs=1))
+    wait_for(lambda: in_training(cluster, search_id), 180, "the first driver to send its trials")
+    first = status_of(cluster, search_id)
+    assert first["attempts"] == 1
+    # The same message again (as Redis redelivers it after the visibility timeout), then the doctor's resend.
+    redis.Redis.from_url(REDIS_URL).lpush("search", envelope(f"search-{search_id}", RUN_SEARCH, [search_id], "search"))
+    doctor = cluster.nas("doctor", "--stuck-after", "0", "--fix", "--json", timeout=120)
+    report = json.loads(doctor.stdout)
+    assert any(p["kind"] == "stuck-search" and p["search_id"] == search_id and "re-sent" in p["action"]
+               for p in report["problems"]), report
+    wait_for(lambda: worker_logs(cluster, "search").count(f"nas.search.run[search-{search_id}] retry") >= 2, 120,
+             "both extra deliveries to be declined")
+    assert status_of(cluster, search_id)["attempts"] == 1, "nobody claimed the live driver's search"
+    cluster.start_worker("train-l", "-Q", "train")
+    watched = cluster.nas("status", search_id, "--watch", "--interval", "0.5", timeout=600)
+    assert watched.returncode == 0, watched.stderr + worker_logs(cluster, "search")[-3000:]
+    final = status_of(cluster, search_id)
+    assert final["attempts"] == 1 and final["worker"] == first["worker"]
+    assert not any(t.user_attrs.get("interrupted") for t in cluster.study(search_id).trials)
+    assert_every_trial_once(cluster, search_id, 2)

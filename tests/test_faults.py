@@ -213,6 +213,7 @@ def cluster(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Itera
     env.update({"NAS_DEVICES_DIR": str(home / "devices"), "NAS_DATABASE_URL": servers.database_url,
                 "NAS_REDIS_URL": servers.redis_url, "NAS_HOME": str(home),
                 "NAS_DEVICE_TTL": "30", "NAS_TASK_VISIBILITY_TIMEOUT": str(VISIBILITY),
+                "NAS_DRIVER_LEASE": str(VISIBILITY),  # a killed driver's search is taken over within seconds
                 "NAS_SEARCH_PARALLELISM": "2", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
     c = FaultCluster(env, home, servers.database_url)
     try:

@@ -92,7 +92,7 @@ def test_worker_lifecycle(database_url: str) -> None:
     assert mark_running(database_url, rec.id, "host-a")
     first = get_search(database_url, rec.id)
     assert first.status is SearchStatus.running and first.worker == "host-a" and first.attempts == 1
-    assert mark_running(database_url, rec.id, "host-b")  # redelivery after a lost worker: a resume
+    assert mark_running(database_url, rec.id, "host-b")  # its lease expired (0 s): a resume after a lost worker
     second = get_search(database_url, rec.id)
     assert second.attempts == 2 and second.started_at == first.started_at and second.worker == "host-b"
     update_progress(database_url, rec.id, finished=2, budget_trials=4, running=1, elapsed_seconds=12.5,

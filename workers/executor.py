@@ -1,5 +1,12 @@
 """The Celery executor: training on the ``train`` queue, latency on ``latency.<profile>``, outcomes polled
-from the database. Implements ``nas.search.Executor`` for the search driver running in a worker."""
+from the database. Implements ``nas.search.Executor`` for the search driver running in a worker.
+
+Nothing here waits on a Celery result: every task writes its outcome into the study (a trial's user
+attributes, or the study's own for T's reference), so the driver polls the database, and a result survives
+the broker, the worker or the driver dying. While it waits, the executor names what it waits for
+(``measuring T on cpu-ort-1t``, ``training 2 candidate(s)``, ``waiting for a worker on latency.X``) through
+the driver's status hook, which also keeps the search's elapsed time live.
+"""
 
 from __future__ import annotations
 
@@ -10,109 +17,97 @@ from collections.abc import Callable, Iterator
 from nas.search import Executor, Job, JobResult, LatencyOutcome, LatencyRequest, TrainOutcome
 from nas.service.trial_tasks import missing_outcomes, task_ids, task_record
 from workers import outcomes
-from workers.app import celery_app, latency_queue
-from workers.dispatch import MEASURE_LATENCY, send_latency, send_train
+from workers.app import latency_queue
+from workers.dispatch import send_latency, send_train
+from workers.liveness import DeviceWatch
 
 log = logging.getLogger(__name__)
-
-Notify = Callable[[str], None]
 
 
 class CeleryExecutor(Executor):
     def __init__(self, storage_url: str, device: str, *, parallelism: int = 2, poll_seconds: float = 1.0,
-                 notify: Notify | None = None, should_stop: Callable[[], bool] | None = None,
-                 device_ttl: float = 60.0, resend_after: float = 6 * 3600.0,
-                 heartbeat: Callable[[], None] | None = None, heartbeat_seconds: float = 10.0) -> None:
-        """``resend_after``: a trial whose outcome has not come this long after its tasks were sent has them
-        sent again (the broker may have lost them: a Redis restart without persistence, or a task that died
-        before writing its outcome); use the broker's visibility timeout, after which Redis would redeliver
-        an unacked message anyway, so at most one extra duplicate runs. ``heartbeat`` is called at most every
-        ``heartbeat_seconds`` while waiting, so a live driver is told apart from a stuck one (``nas doctor``)."""
+                 checkpoint: Callable[[], None] | None = None, device_ttl: float = 60.0,
+                 device_wait: float = 600.0, resend_after: float = 6 * 3600.0, status_seconds: float = 10.0) -> None:
+        """``checkpoint`` is called on every poll and raises to stop the search (cancel requested, lease
+        lost). ``resend_after``: a trial whose outcome has not come this long after its tasks were sent has
+        them sent again (the broker may have lost them: a Redis restart without persistence, or a task that
+        died before writing its outcome); use the broker's visibility timeout, after which Redis would
+        redeliver an unacked message anyway, so at most one extra duplicate runs. ``device_wait``: how long
+        latency work may wait with no live worker on the device before the search fails. The status is
+        reported when it changes and at least every ``status_seconds``."""
         self.storage_url, self.device = storage_url, device
         self.parallelism = parallelism
         self.poll_seconds = poll_seconds
-        self.notify = notify or (lambda _m: None)
-        self.should_stop = should_stop or (lambda: False)
-        self.device_ttl = device_ttl
+        self.checkpoint = checkpoint or (lambda: None)
         self.resend_after = resend_after
-        self.heartbeat = heartbeat or (lambda: None)
-        self.heartbeat_seconds = heartbeat_seconds
-        self._last_beat = 0.0
+        self.status_seconds = status_seconds
+        self.devices = DeviceWatch(storage_url, device, ttl=device_ttl, wait=device_wait)
+        self._said, self._said_at = "", 0.0
 
-    # -- devices -----------------------------------------------------------------------
-    def wait_for_device(self) -> None:
-        """Block, visibly, until a worker serving ``latency.<device>`` has registered recently."""
-        from nas.service import live_devices
+    def _poll(self, message: str, running: int) -> None:
+        """One poll's bookkeeping: stop if asked to, report the phase (on change, else every few seconds)."""
+        self.checkpoint()
+        now = time.monotonic()
+        if message != self._said or now - self._said_at >= self.status_seconds:
+            self.status(message, running)
+            self._said, self._said_at = message, now
 
-        announced = False
-        while not any(d.profile == self.device for d in live_devices(self.storage_url, self.device_ttl)):
-            if not announced:
-                log.warning("no live worker for device %s: waiting", self.device)
-                announced = True
-            self.notify(f"waiting for a worker on {latency_queue(self.device)} (start: nas worker --device "
-                        f"{self.device})")
-            self._check_stop()
-            time.sleep(self.poll_seconds)
-
-    def _check_stop(self) -> None:
-        """Called on every poll: beat (throttled), then stop if the search's cancel was requested."""
-        if time.monotonic() - self._last_beat >= self.heartbeat_seconds:
-            self.heartbeat()
-            self._last_beat = time.monotonic()
-        if self.should_stop():
-            from nas.errors import SearchCancelled
-
-            raise SearchCancelled("cancel requested")
+    def _latency_phase(self, what: str) -> str:
+        """``measuring WHAT on DEVICE``, or, with no live worker there, what to start; fails the search
+        once nobody served the device for ``device_wait`` seconds (``DeviceUnavailable``)."""
+        if self.devices.live():
+            return f"measuring {what} on {self.device}"
+        return self.devices.waiting_message()
 
     # -- the executor interface ------------------------------------------------------------
     def judge(self, request: LatencyRequest) -> LatencyOutcome:
-        """A network without a trial (T's reference): the answer comes back through Celery's result backend,
-        so it is polled with the same resend rule as trials (a Redis restart loses the message and the
-        result alike) and a broker outage only delays it."""
-        self.wait_for_device()
-        payload = [request.model_dump(mode="json")]
-        result = celery_app.send_task(MEASURE_LATENCY, args=payload, queue=latency_queue(self.device))
-        sent = time.monotonic()
-        while not self._ready(result):
-            self._check_stop()
-            if time.monotonic() - sent > self.resend_after:
-                log.warning("no latency result %.0f s after sending; sending again", self.resend_after)
-                result = celery_app.send_task(MEASURE_LATENCY, args=payload, queue=latency_queue(self.device))
+        """A network without a trial (T's reference): its latency task writes the outcome onto the study
+        (``request.study``), polled here with the same resend rule as trials."""
+        from nas.errors import LatencyError, SearchError
+
+        ref = request.study
+        if ref is None:
+            raise SearchError("a distributed latency without a trial needs a study to record it on")
+        task_id = f"latency-{ref.study_name}-{ref.key}"
+        payload = request.model_dump(mode="json")
+        sent: float | None = None
+        while True:
+            value = outcomes.read_study(self.storage_url, ref.study_name).get(ref.key)
+            if value is not None:
+                if "error" in value:
+                    raise LatencyError(str(value["error"]))
+                return LatencyOutcome.model_validate(value["latency"])
+            if sent is None or time.monotonic() - sent > self.resend_after:
+                if sent is not None:
+                    log.warning("no latency outcome for T %.0f s after sending; sending again", self.resend_after)
+                send_latency(payload, task_id)
                 sent = time.monotonic()
+            self._poll(self._latency_phase("T"), 0)
             time.sleep(self.poll_seconds)
-        value = result.get(propagate=True)
-        if isinstance(value, dict) and "error" in value:
-            from nas.errors import LatencyError
-
-            raise LatencyError(str(value["error"]))
-        return LatencyOutcome.model_validate(value)
-
-    @staticmethod
-    def _ready(result: object) -> bool:
-        try:
-            return bool(result.ready())  # type: ignore[attr-defined]
-        except Exception as exc:  # the result backend (Redis) is down or restarting: keep waiting
-            log.warning("latency result not readable yet: %s", exc)
-            return False
 
     def run(self, jobs: list[Job]) -> Iterator[JobResult]:
         if not jobs:
             return
-        self.wait_for_device()
         sent: dict[int, float] = {}
         for job in jobs:
             self._send(job, _sendable(job))
             sent[job.train.trial_id] = time.monotonic()
         pending = {job.train.trial_id: job for job in jobs}
         while pending:
-            self._check_stop()
+            waiting: dict[str, int] = {"latency": 0, "train": 0}
             for trial_id, job in list(pending.items()):
                 attrs = outcomes.read(self.storage_url, trial_id)
                 result = _result(job, attrs)
                 if result is not None:
                     del pending[trial_id]
                     yield result
-                elif job.train.needs_latency and outcomes.LATENCY_KEY in attrs:
+                    continue
+                if attrs["state"] != "RUNNING":  # ended by someone else: a driver that took the search over
+                    from nas.errors import LeaseLost
+
+                    raise LeaseLost(f"trial {job.trial_number} was ended elsewhere ({attrs['state'].lower()}): "
+                                    "another driver has this search")
+                if job.train.needs_latency and outcomes.LATENCY_KEY in attrs:
                     # Pareto pruning compares the candidate with the trials at least as fast: train it once
                     # its latency is known (cached or predicted latency comes back in well under a second).
                     ms = LatencyOutcome.model_validate(attrs[outcomes.LATENCY_KEY]).ms
@@ -125,8 +120,22 @@ class CeleryExecutor(Executor):
                                 "/".join(missing), self.resend_after)
                     self._send(job, missing)
                     sent[trial_id] = time.monotonic()
+                missing = missing_outcomes(attrs)
+                if job.train.needs_latency and "latency" in missing:  # its training is sent after it
+                    missing = ["latency"]
+                for name in missing:
+                    waiting[name] += 1
             if pending:
+                self._poll(self._phase(waiting), len(pending))
                 time.sleep(self.poll_seconds)
+
+    def _phase(self, waiting: dict[str, int]) -> str:
+        parts = []
+        if waiting["latency"]:
+            parts.append(self._latency_phase(f"{waiting['latency']} candidate(s)"))
+        if waiting["train"]:
+            parts.append(f"training {waiting['train']} candidate(s)")
+        return ", ".join(parts) or "recording results"
 
     def _send(self, job: Job, which: list[str]) -> None:
         """Record what is sent on the trial first (so it can be sent again by anyone), then send it."""
@@ -151,3 +160,6 @@ def _result(job: Job, attrs: dict[str, object]) -> JobResult | None:
         return JobResult(job, latency=LatencyOutcome.model_validate(attrs[outcomes.LATENCY_KEY]),
                          train=TrainOutcome.model_validate(attrs[outcomes.TRAIN_KEY]))
     return None
+
+
+__all__ = ["CeleryExecutor", "latency_queue"]

@@ -12,7 +12,7 @@ from typing import Any
 
 from nas.service.trial_tasks import ERROR_KEY, LATENCY_KEY, TASK_KEY, TRAIN_KEY
 
-__all__ = ["ERROR_KEY", "LATENCY_KEY", "TRAIN_KEY", "read", "record_task", "write"]
+__all__ = ["ERROR_KEY", "LATENCY_KEY", "TRAIN_KEY", "read", "read_study", "record_task", "write", "write_study"]
 
 
 @lru_cache(maxsize=8)
@@ -41,3 +41,19 @@ def write(url: str, trial_id: int, key: str, value: Any) -> bool:
 def record_task(url: str, trial_id: int, record: dict[str, Any]) -> None:
     """Note what was sent for a trial (``nas.service.trial_tasks.task_record``) so it can be sent again."""
     _storage(url).set_trial_user_attr(trial_id, TASK_KEY, record)
+
+
+def read_study(url: str, study_name: str) -> dict[str, Any]:
+    """A study's user attributes: where a latency without a trial (T's reference) is written."""
+    storage = _storage(url)
+    return dict(storage.get_study_user_attrs(storage.get_study_id_from_name(study_name)))
+
+
+def write_study(url: str, study_name: str, key: str, value: Any) -> bool:
+    """Store ``value`` under ``key`` on the study unless it is already there; returns whether it did."""
+    storage = _storage(url)
+    study_id = storage.get_study_id_from_name(study_name)
+    if key in storage.get_study_user_attrs(study_id):
+        return False
+    storage.set_study_user_attr(study_id, key, value)
+    return True

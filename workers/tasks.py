@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 @celery_app.task(name=TRAIN, acks_late=True, reject_on_worker_lost=True)
 def train(payload: dict[str, Any]) -> str:
     """Proxy-train one candidate; the outcome goes onto its trial. Idempotent by trial id."""
-    from nas.errors import NASError
+    from nas.errors import NASError, TrialAbandoned
     from nas.search import TrainRequest
     from nas.search._evaluate import train_candidate
 
@@ -29,6 +29,9 @@ def train(payload: dict[str, Any]) -> str:
     try:
         outcome: Any = train_candidate(req).model_dump(mode="json")
         key = outcomes.TRAIN_KEY
+    except TrialAbandoned as exc:  # cancelled, or re-run by a new driver: nobody reads this run's outcome
+        log.info("%s", exc)
+        return "abandoned"
     except NASError as exc:
         outcome, key = f"training: {exc}", outcomes.ERROR_KEY
     except Exception as exc:  # a crashing candidate must be recorded, not retried forever
@@ -46,11 +49,13 @@ def latency(payload: dict[str, Any]) -> dict[str, Any] | str:
     from nas.search._evaluate import judge_latency
 
     req = LatencyRequest.model_validate(payload)
-    ref = req.trial
+    ref, study = req.trial, req.study
     if ref is not None:
         current = outcomes.read(ref.storage_url, ref.trial_id)
         if outcomes.LATENCY_KEY in current or current["state"] != "RUNNING":
             return "duplicate"
+    if study is not None and study.key in outcomes.read_study(study.storage_url, study.study_name):
+        return "duplicate"
     try:
         result: Any = judge_latency(req).model_dump(mode="json")
         key = outcomes.LATENCY_KEY
@@ -59,6 +64,10 @@ def latency(payload: dict[str, Any]) -> dict[str, Any] | str:
     except Exception as exc:  # recorded so the driver is not left waiting for an outcome that never comes
         log.exception("latency of %s failed", ref.trial_number if ref else "a reference network")
         result, key = f"latency: {type(exc).__name__}: {exc}", outcomes.ERROR_KEY
+    if study is not None:  # a network without a trial (T's reference): the outcome goes onto the study
+        value = {"latency": result} if key == outcomes.LATENCY_KEY else {"error": result}
+        outcomes.write_study(study.storage_url, study.study_name, study.key, value)
+        return "stored"
     if ref is None:
         return result if key == outcomes.LATENCY_KEY else {"error": result}
     outcomes.write(ref.storage_url, ref.trial_id, key, result)
@@ -68,20 +77,33 @@ def latency(payload: dict[str, Any]) -> dict[str, Any] | str:
 SEARCH_RETRIES = 3
 
 
-@celery_app.task(name=RUN_SEARCH, acks_late=True, reject_on_worker_lost=True, bind=True)
-def run_search(self: Any, search_id: str) -> str:
-    """Drive one search to its end. Idempotent: a final or cancelled search is left alone, and a
-    redelivered driver resumes the study where the lost one stopped. An unexpected error (database or
-    broker hiccup) is retried with back-off; after the last retry the search is marked failed with the
-    reason, so no search stays "running" for ever."""
-    from workers.driver import drive, fail
+@celery_app.task(name=RUN_SEARCH, acks_late=True, reject_on_worker_lost=True, bind=True, max_retries=None)
+def run_search(self: Any, search_id: str, resuming: int | None = None, failures: int = 0) -> str:
+    """Drive one search to its end, holding its lease (one driver per search). A final or cancelled
+    search is left alone. While another driver's lease is live (a redelivered or re-sent message) this
+    one drives nothing and looks again when that lease would expire, so it takes over only from a dead
+    driver, whose study it resumes. An unexpected error (database or broker hiccup) is retried with
+    back-off, the retry allowed to take its own lease back (``resuming``); after the last retry the search
+    is marked failed with the reason, so no search stays "running" for ever."""
+    from workers.driver import DriverFailed, Standby, drive, fail
 
     try:
-        return drive(search_id, worker=socket.gethostname())
+        return drive(search_id, worker=socket.gethostname(), resuming=resuming)
+    except Standby as held:
+        log.info("search %s: %s; looking again in %.0f s", search_id, held, held.seconds)
+        raise self.retry(countdown=held.seconds, kwargs={"resuming": None, "failures": failures}) from None
     except Exception as exc:
-        if self.request.retries < SEARCH_RETRIES:
-            log.warning("search %s: %s; retrying", search_id, exc)
-            raise self.retry(exc=exc, countdown=5 * 2**self.request.retries) from exc
-        log.exception("search %s failed after %d retries", search_id, SEARCH_RETRIES)
-        fail(search_id, f"{type(exc).__name__}: {exc}")
+        token = exc.token if isinstance(exc, DriverFailed) else resuming
+        cause = exc.__cause__ if isinstance(exc, DriverFailed) and exc.__cause__ is not None else exc
+        if failures < SEARCH_RETRIES:
+            log.warning("search %s: %s; retrying", search_id, cause)
+            raise self.retry(exc=cause, countdown=5 * 2**failures,
+                             kwargs={"resuming": token, "failures": failures + 1}) from exc
+        log.error("search %s failed after %d retries", search_id, SEARCH_RETRIES, exc_info=cause)
+        from nas.errors import LeaseLost
+
+        try:
+            fail(search_id, f"{type(cause).__name__}: {cause}", token=token)
+        except LeaseLost:  # another driver took it over meanwhile: its outcome, not ours
+            return "lease lost"
         return "failed"

@@ -26,7 +26,7 @@ from api.schemas.searches import (
     TrialsPublic,
 )
 from nas.service import SearchStatus, get_search, list_searches, mark_finished, request_cancel
-from nas.service.async_store import create_search_async, get_search_async
+from nas.service.async_store import create_search_async, device_live_async, get_search_async
 from nas.service.health import async_redis, check_redis_async
 from nas.service.results import best_architecture, pareto_front, trials_page
 from nas.service.validate import validate_submission
@@ -61,7 +61,15 @@ async def submit(document: Annotated[Any, Body()], token: CurrentToken, url: Dat
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the search queue is unreachable; "
                             f"search {record.id} was marked failed, submit it again later") from None
     response.headers["Location"] = f"/searches/{record.id}"
-    return SearchPublic.of(record)
+    return SearchPublic.of(record, await _warnings(url, spec.device, settings))
+
+
+async def _warnings(url: str, device: str, settings: Any) -> list[str]:
+    """What the search will wait for: a device with no live latency worker fails after NAS_DEVICE_WAIT."""
+    if await device_live_async(url, device, settings.device_ttl):
+        return []
+    return [f"no live worker serves latency.{device}: the search waits for one (start it on the device: "
+            f"nas worker --device {device}) and fails after {settings.device_wait:.0f} s without one"]
 
 
 @router.get("", response_model=SearchesPublic)
@@ -106,5 +114,7 @@ def read_pareto(search_id: str, token: CurrentToken, url: DatabaseUrl) -> Pareto
 @router.post("/{search_id}/cancel", response_model=SearchPublic,
              responses={**UNKNOWN_SEARCH, 409: error("The search already finished.")})
 def cancel(search_id: str, token: CurrentToken, url: DatabaseUrl) -> SearchPublic:
-    """A queued search is cancelled at once; a running one stops after its current trials."""
+    """A queued search is cancelled at once. A running one stops at its driver's next poll (about a
+    second): its running trials are marked failed ("cancelled") and their training stops after the
+    current epoch; ``GET /searches/{id}`` shows ``cancelled`` once it has."""
     return SearchPublic.of(request_cancel(url, search_id, token.id))

@@ -41,9 +41,11 @@ class SearchPublic(BaseModel):
     finished_at: datetime | None
     spec: dict[str, Any]
     result: dict[str, Any] | None = Field(description="Summary written when the search succeeded.")
+    warnings: list[str] = Field(default_factory=list, description="Things the search will wait for, found at "
+                                "submission (e.g. no live worker on its device's latency queue).")
 
     @classmethod
-    def of(cls, r: SearchRecord) -> SearchPublic:
+    def of(cls, r: SearchRecord, warnings: list[str] | None = None) -> SearchPublic:
         fraction = min(r.finished / r.budget_trials, 1.0) if r.budget_trials else None
         return cls(
             id=r.id, name=r.name, study_name=r.study_name, status=r.status,
@@ -52,7 +54,7 @@ class SearchPublic(BaseModel):
             best=SearchBest(trial=r.best_trial, value=r.best_value), error=r.error,
             cancel_requested=r.cancel_requested, attempts=r.attempts, worker=r.worker, created_at=r.created_at,
             updated_at=r.updated_at, started_at=r.started_at, finished_at=r.finished_at, spec=r.spec,
-            result=r.result)
+            result=r.result, warnings=warnings or [])
 
 
 class SearchesPublic(BaseModel):

@@ -108,6 +108,8 @@ def submit(spec_file: Annotated[Path, typer.Argument(help="Search spec (YAML), a
     search = client.json("POST", "/searches", json=document)
     sys.stdout.write(search["id"] + "\n")
     err_console.print(f"submitted search {search['id']} ({search['name']}): {search['status']}")
+    for warning in search.get("warnings", []):
+        err_console.print(f"warning: {warning}", markup=False)
     if watch:
         _watch(client, search["id"], 2.0)
 
@@ -195,11 +197,33 @@ def trials(search_id: Annotated[str, typer.Argument(help="Search id.")],
 
 
 def cancel(search_id: Annotated[str, typer.Argument(help="Search id.")],
+           wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for a running search "
+                                               "to stop before returning.")] = 30.0,
            url: UrlOpt = None, token: TokenOpt = None) -> None:
-    """Cancel a queued search now, or ask a running one to stop after its current trials."""
-    search = Client(url, token).json("POST", f"/searches/{search_id}/cancel")
-    state = "cancel requested" if search["status"] == "running" else search["status"]
-    err_console.print(f"search {search_id}: {state}")
+    """Cancel a queued search now, or stop a running one (its running trials end as failed, "cancelled").
+    Prints what really happened; a search that had already ended is reported as such."""
+    client = Client(url, token)
+    try:
+        search = client.json("POST", f"/searches/{search_id}/cancel")
+    except ServiceError as exc:
+        if exc.status != 409:
+            raise
+        if client.json("GET", f"/searches/{search_id}")["status"] != "cancelled":
+            raise  # already succeeded or failed: the API's one-line reason, exit code 1
+        err_console.print(f"search {search_id} is already cancelled")
+        return
+    deadline = time.monotonic() + wait
+    while search["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        search = client.json("GET", f"/searches/{search_id}")
+    if search["status"] == "running":
+        err_console.print(f"search {search_id}: cancel requested; its driver has not stopped it within {wait:.0f} s "
+                          "(`nas status ID` shows when it has)")
+    elif search["status"] == "cancelled":
+        detail = search["error"] or search["progress"]["message"]
+        err_console.print(f"search {search_id}: cancelled ({detail})", markup=False)
+    else:  # it ended on its own before the cancel reached its driver
+        err_console.print(f"search {search_id}: {search['status']} before the cancel took effect", markup=False)
 
 
 def searches(status_filter: Annotated[str | None, typer.Option("--status", help="queued, running, succeeded, "

@@ -1,4 +1,5 @@
-"""``nas doctor``: report stuck searches, orphaned trials and unclaimed queued searches; ``--fix`` re-sends them.
+"""``nas doctor``: report stuck searches, orphaned trials, unclaimed queued searches and trials waiting on a
+device with no live latency worker; ``--fix`` re-sends what was lost.
 
 Reads the service database directly (``--database`` / ``NAS_DATABASE_URL``), so it runs where the
 workers run. Exit code 1 while problems remain (found and not fixed), so it can gate a health check.
@@ -72,7 +73,7 @@ def doctor(
 
     settings = get_settings()
     url = database or settings.resolved_database_url()
-    limits = Thresholds(stuck_after=stuck_after, queued_after=queued_after,
+    limits = Thresholds(stuck_after=stuck_after, queued_after=queued_after, device_ttl=settings.device_ttl,
                         orphan_after=settings.task_visibility_timeout if orphan_after is None else orphan_after)
     asked: list[int | None] = []
 

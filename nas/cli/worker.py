@@ -1,20 +1,36 @@
-"""``nas worker``: a Celery worker for the search, train and/or one device's latency queue."""
+"""``nas worker``: a Celery worker for the search, train and/or one device's latency queue.
+
+A search driver waits for the training and latency tasks it sends, so it must never hold the slot that
+would run them: with ``search`` and other queues in one Celery pool (concurrency 1), the driver took the
+only process and nothing trained, ever. So a worker asked for ``search`` together with other queues (the
+default, ``search,train``) runs two Celery workers as child processes: one pool of ``--drivers`` processes
+for ``search`` and one of ``--concurrency`` for the rest. It stops both when either ends or on a signal.
+"""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from typing import Annotated
 
 import typer
+
+SEARCH = "search"
 
 
 def worker(
     device: Annotated[str | None, typer.Option("--device", help="Serve latency.<PROFILE> on this machine.")] = None,
     queues: Annotated[str | None, typer.Option("--queues", "-Q", help="Comma-separated queues.")] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1)] = 1,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Processes for training / "
+                                             "latency (for searches when only -Q search).")] = 1,
+    drivers: Annotated[int | None, typer.Option("--drivers", min=1, help="Search drivers when `search` is served "
+                                                "with other queues (default NAS_SEARCH_DRIVERS, 2).")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Celery node name (default: nas-<queues>@host).")] = None,
     loglevel: Annotated[str, typer.Option("--loglevel")] = "INFO",
 ) -> None:
-    """Start a worker. Without --queues: `search,train`, or only `latency.<device>` when --device is given."""
+    """Start a worker. Without --queues: `search,train` (drivers and training in separate pools), or only
+    `latency.<device>` when --device is given."""
     import socket
 
     from nas.settings import get_settings
@@ -27,8 +43,14 @@ def worker(
         if f"latency.{profile.name}" not in chosen:
             chosen.append(f"latency.{profile.name}")
     if not chosen:
-        chosen = ["search", "train"]
+        chosen = [SEARCH, "train"]
     settings = get_settings()
+    if SEARCH in chosen and len(chosen) > 1:
+        rest = [q for q in chosen if q != SEARCH]
+        raise typer.Exit(_supervise(
+            [["-Q", SEARCH, "-c", str(drivers or settings.search_drivers)],
+             ["-Q", ",".join(rest), "-c", str(concurrency), *(["--device", device] if device else [])]],
+            name, loglevel))
     if device:
         from workers import heartbeat
 
@@ -38,3 +60,39 @@ def worker(
     node = name or f"nas-{'-'.join(q.replace('.', '_') for q in chosen)}@{socket.gethostname()}"
     celery_app.worker_main(["worker", "-Q", ",".join(chosen), "-c", str(concurrency), "-n", node,
                             "--loglevel", loglevel, "--without-gossip", "--without-mingle"])
+
+
+def _supervise(children: list[list[str]], name: str | None, loglevel: str) -> int:
+    """Run one ``nas worker`` per argument list; forward SIGINT/SIGTERM; when one ends, stop the other.
+    Returns the first exit code."""
+    procs = []
+    for args in children:
+        node = ["--name", f"{args[1].split(',')[0].replace('.', '_')}-{name}"] if name else []
+        procs.append(subprocess.Popen([sys.executable, "-m", "nas", "worker", *args, *node, "--loglevel", loglevel]))
+
+    def forward(signum: int, _frame: object) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    code: int | None = None
+    try:
+        while code is None:
+            for p in procs:
+                try:
+                    code = p.wait(timeout=0.5)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    return code

@@ -84,8 +84,26 @@ def run_search(spec: SearchSpec, *, study_name: str | None = None, storage_url: 
     run_dir.mkdir(parents=True, exist_ok=True)
     strategy = make_strategy(spec)
     executor = executor or LocalExecutor()
+    started, prior = time.monotonic(), 0.0
+    opened: list[SearchContext] = []  # the context, once built (T may take a while to measure first)
+
+    def elapsed() -> float:
+        return prior + time.monotonic() - started
+
+    def progress(message: str = "", running: int = 0) -> None:
+        if on_progress is None:
+            return
+        if not opened:
+            on_progress(SearchProgress(0, spec.budget.trials, running, elapsed(), None, None, message))
+            return
+        best = _best(opened[0])
+        on_progress(SearchProgress(counted_trials(opened[0].study), spec.budget.trials, running, elapsed(),
+                                   best[1] if best else None, best[0] if best else None, message))
+
+    executor.watch(progress)
     ctx = build_context(spec, strategy, study_name=study_name, storage_url=storage_url, run_dir=run_dir,
                         executor=executor)
+    opened.append(ctx)
     if ctx.study.get_trials(deepcopy=False):
         # A resume: a sampler seeded as in the first run would propose that run's first candidates again,
         # each then a duplicate that uses budget without evaluating anything new.
@@ -93,18 +111,19 @@ def run_search(spec: SearchSpec, *, study_name: str | None = None, storage_url: 
     stale = recover_interrupted(ctx.study)
     if stale:
         strategy.resume(ctx, stale)
-    started, prior = time.monotonic(), float(ctx.study.user_attrs.get("elapsed_seconds", 0.0))
+    prior = float(ctx.study.user_attrs.get("elapsed_seconds", 0.0))  # earlier runs'; this one counts from its start
     log.info("search %s: %s on %s, target %.3f ms (searching within %.3f ms), %d trials done", study_name,
              strategy.name, spec.device, ctx.target_ms, ctx.budget_ms, counted_trials(ctx.study))
+    # One scan of the study, then kept current as results come in: a scan per proposal made a search
+    # quadratic in its trials.
+    by_hash = completed_by_hash(ctx.study)
 
-    def elapsed() -> float:
-        return prior + time.monotonic() - started
+    def remember(p: Proposal) -> None:
+        from optuna.trial import TrialState
 
-    def progress(message: str = "", running: int = 0) -> None:
-        if on_progress is not None:
-            best = _best(ctx)
-            on_progress(SearchProgress(counted_trials(ctx.study), spec.budget.trials, running, elapsed(),
-                                       best[1] if best else None, best[0] if best else None, message))
+        trial = ctx.study._storage.get_trial(p.trial._trial_id)
+        if trial.state is TrialState.COMPLETE and "arch_hash" in trial.user_attrs:
+            by_hash[trial.user_attrs["arch_hash"]] = trial
 
     try:
         progress("started")
@@ -118,9 +137,10 @@ def run_search(spec: SearchSpec, *, study_name: str | None = None, storage_url: 
             jobs, by_number = [], {}
             for p in proposals:
                 by_number[p.trial.number] = p
-                earlier = completed_by_hash(ctx.study).get(p.arch.hash) if not p.init_checkpoint else None
+                earlier = by_hash.get(p.arch.hash) if not p.init_checkpoint else None
                 if earlier is not None:
                     result = record_duplicate(ctx, p, earlier)
+                    remember(p)
                     strategy.tell(ctx, p, result)
                     continue
                 record_proposal(ctx, p, strategy.name)
@@ -129,6 +149,7 @@ def run_search(spec: SearchSpec, *, study_name: str | None = None, storage_url: 
             for result in executor.run(jobs):
                 proposal = by_number[result.job.trial_number]
                 record_result(ctx, proposal, result)
+                remember(proposal)
                 strategy.tell(ctx, proposal, result)
                 ctx.study.set_user_attr("elapsed_seconds", elapsed())
                 _prune_checkpoints(ctx, strategy)

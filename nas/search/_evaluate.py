@@ -81,6 +81,17 @@ class TrialRef(BaseModel):
     trial_number: int
 
 
+class StudyRef(BaseModel):
+    """Where a distributed task records a latency that belongs to no trial (the target reference's, T):
+    the study's user attribute ``key``, in the study's database."""
+
+    model_config = ConfigDict(frozen=True)
+
+    storage_url: str
+    study_name: str
+    key: str
+
+
 class LatencyRequest(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -88,6 +99,8 @@ class LatencyRequest(BaseModel):
     device: str
     mode: Literal["measured", "predicted"]
     trial: TrialRef | None = None
+    study: StudyRef | None = None
+    """For a network without a trial (T's reference): where the distributed outcome goes."""
 
 
 class LatencyOutcome(BaseModel):
@@ -119,7 +132,7 @@ def train_candidate(req: TrainRequest) -> TrainOutcome:
     from nas.proxies import optuna_reporter, train_and_evaluate
 
     arch = parse_architecture(req.architecture)
-    report = None
+    report: Any = None
     if req.report:
         from nas.search._study import make_pruner
 
@@ -138,6 +151,7 @@ def train_candidate(req: TrainRequest) -> TrainOutcome:
             reward, latency_ms = req.reward, req.latency_ms
             score = lambda accuracy: reward.reward(accuracy, latency_ms)  # noqa: E731
         report = optuna_reporter(trial, pruner if req.pareto_pruning else None, score=score)
+    report = _unless_abandoned(req, report)
     init_state = None
     if req.init_checkpoint:
         from nas.builder import build_model
@@ -175,6 +189,21 @@ def _for_these_classes(blob: dict[str, Any], arch: Architecture) -> dict[str, An
         return state
     prefix = output_layer(parse_architecture(parent))
     return {k: v for k, v in state.items() if not k.startswith(prefix)}
+
+
+def _unless_abandoned(req: TrainRequest, report: Any) -> Any:
+    """Before each epoch's report: stop (``TrialAbandoned``) once the trial is no longer RUNNING, because its
+    search was cancelled or a new driver re-runs it, so nobody would read what this run produces."""
+    from nas.errors import TrialAbandoned
+
+    def checked(epoch: int, accuracy: float) -> bool:
+        state = _storage(req.storage_url).get_trial(req.trial_id).state
+        if state.name != "RUNNING":
+            raise TrialAbandoned(f"trial {req.trial_number} is {state.name.lower()}: training stopped after "
+                                 f"epoch {epoch}")
+        return bool(report(epoch, accuracy)) if report is not None else False
+
+    return checked
 
 
 def _load_state(arch: Architecture, state: dict[str, Any]) -> Any:

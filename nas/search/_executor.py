@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from nas.search._evaluate import (
@@ -42,9 +42,20 @@ class Executor(ABC):
     """
 
     parallelism: int = 1
+    _status: Callable[[str, int], None] | None = None
 
     @abstractmethod
     def run(self, jobs: list[Job]) -> Iterator[JobResult]: ...
+
+    def watch(self, status: Callable[[str, int], None]) -> None:
+        """The driver's hook for what the executor waits on: ``status(message, running)``, e.g.
+        ("training 2 candidate(s)", 2). A waiting executor calls it on every change and every few seconds,
+        so the search's status names the phase and its elapsed time stays live."""
+        self._status = status
+
+    def status(self, message: str, running: int) -> None:
+        if self._status is not None:
+            self._status(message, running)
 
     def judge(self, request: LatencyRequest) -> LatencyOutcome:
         """One latency on the target device (the search's T for a reference network); in-process here."""

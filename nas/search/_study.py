@@ -134,3 +134,25 @@ def completed_by_hash(study: optuna.Study) -> dict[str, optuna.trial.FrozenTrial
 
     return {t.user_attrs["arch_hash"]: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if "arch_hash" in t.user_attrs}
+
+
+def end_running(storage_url: str, study_name: str, reason: str) -> list[int]:
+    """Mark every RUNNING trial of a study failed with ``reason`` (e.g. "cancelled"): the final state a
+    stopped search leaves them in. Their tasks see it at their next epoch and stop. Returns their numbers."""
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = rdb_storage(storage_url)
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:  # stopped before its study existed
+        return []
+    ended = []
+    for t in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+        try:
+            storage.set_trial_user_attr(t._trial_id, "error", reason)
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:  # it finished meanwhile
+            continue
+        ended.append(t.number)
+    return ended

@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 
 from nas.search._context import SearchContext
-from nas.search._evaluate import LatencyRequest
+from nas.search._evaluate import LatencyRequest, StudyRef
 from nas.search._executor import Executor
 
 log = logging.getLogger(__name__)
+
+TARGET_OUTCOME_KEY = "outcome.target_reference"
+"""Study attribute a distributed latency task writes T's measurement to (``{"latency": ...}`` or ``{"error": ...}``)."""
 
 
 def resolve_target(ctx: SearchContext, executor: Executor) -> float:
@@ -23,8 +26,9 @@ def resolve_target(ctx: SearchContext, executor: Executor) -> float:
         assert lat.reference_architecture is not None  # read when the spec was parsed
         reference = lat.reference_architecture.with_(resolution=ctx.reference_resolution,
                                                      num_classes=ctx.num_classes)
+        where = StudyRef(storage_url=ctx.storage_url, study_name=ctx.study.study_name, key=TARGET_OUTCOME_KEY)
         outcome = executor.judge(LatencyRequest(architecture=reference.model_dump(mode="json"),
-                                                device=ctx.spec.device, mode="measured"))
+                                                device=ctx.spec.device, mode="measured", study=where))
         target = outcome.ms
         ctx.study.set_user_attr("target_reference", {"name": lat.reference_label, "hash": reference.hash,
                                                      **outcome.model_dump(mode="json")})

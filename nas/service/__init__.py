@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from nas.service.migrate import current_revision, ensure_schema, head_revision, upgrade
 from nas.service.store import (
+    Claim,
     DeviceRecord,
     SearchRecord,
     SearchStatus,
     TokenRecord,
     authenticate,
     cancel_requested,
+    claim_search,
     create_search,
     create_token,
     get_search,
@@ -30,12 +32,14 @@ from nas.service.store import (
 )
 
 __all__ = [
+    "Claim",
     "DeviceRecord",
     "SearchRecord",
     "SearchStatus",
     "TokenRecord",
     "authenticate",
     "cancel_requested",
+    "claim_search",
     "create_search",
     "create_token",
     "current_revision",

@@ -9,13 +9,14 @@ The schema is assumed current: the API migrates it when it starts.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
 
-from nas.service._models import SearchRow, TokenRow
+from nas.service._models import DeviceRow, SearchRow, TokenRow, utcnow
 from nas.service.store import (
     TOKEN_PREFIX,
     SearchRecord,
@@ -23,6 +24,7 @@ from nas.service.store import (
     authenticate,
     create_search,
     get_search,
+    live_devices,
     new_search_values,
     token_digest,
     token_matching,
@@ -72,3 +74,15 @@ async def create_search_async(url: str, spec: SearchSpec, owner_id: str | None) 
     values = new_search_values(spec, owner_id)
     await async_pg.run(url, lambda c: c.execute(_INSERT_SEARCH, *(values[name] for name in _SEARCH_COLUMNS)))
     return SearchRecord.of(SimpleNamespace(**values))  # type: ignore[arg-type]
+
+
+_LIVE_DEVICE = f"SELECT 1 FROM {DeviceRow.__tablename__} WHERE profile = $1 AND last_seen >= $2 LIMIT 1"
+
+
+async def device_live_async(url: str, profile: str, ttl_seconds: float) -> bool:
+    """Whether a worker of ``profile`` heartbeat within ``ttl_seconds`` (a submission warns when none did)."""
+    if not async_pg.is_postgresql(url):
+        found = await to_thread.run_sync(live_devices, url, ttl_seconds)
+        return any(d.profile == profile for d in found)
+    cutoff = utcnow() - timedelta(seconds=ttl_seconds)
+    return await async_pg.run(url, lambda c: c.fetchval(_LIVE_DEVICE, profile, cutoff)) is not None

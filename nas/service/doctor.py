@@ -1,12 +1,15 @@
 """``nas doctor``: find work the service lost track of, from the database alone, and send it again.
 
-Three kinds of problem:
+Four kinds of problem:
 
 - a *stuck search*: marked running, but its driver has not written (progress or heartbeat) for
   ``stuck_after`` seconds, so its driver died and nothing will redeliver it (e.g. Redis lost the message);
 - an *orphaned trial*: RUNNING in its study, its tasks sent more than ``orphan_after`` seconds ago (the
   broker's visibility timeout) and no outcome arrived, so the broker lost them or a task died silently;
-- a *queued search* nobody claimed for ``queued_after`` seconds (no search worker, or a lost message).
+- a *queued search* nobody claimed for ``queued_after`` seconds (no search worker, or a lost message);
+- a *dead device*: a running search's trials (or its target T) wait for latency on ``latency.<profile>``
+  and no worker of that profile heartbeat within the device TTL; nothing can be re-sent, a worker must
+  be started on the device (the search fails after ``NAS_DEVICE_WAIT`` without one).
 
 Fixing re-sends the search task (a driver resumes the study; interrupted trials are re-run) or the
 trial's missing tasks, under the same task ids: work is idempotent by search and trial id, so a resend
@@ -25,7 +28,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 from nas.service._models import utcnow
-from nas.service.store import SearchRecord, SearchStatus, list_searches
+from nas.service.store import SearchRecord, SearchStatus, list_searches, live_devices
 from nas.service.trial_tasks import TASK_KEY, missing_outcomes, task_ids, task_payloads
 
 if TYPE_CHECKING:
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STUCK, ORPHANED, QUEUED = "stuck-search", "orphaned-trial", "queued-search"
+STUCK, ORPHANED, QUEUED, DEAD_DEVICE = "stuck-search", "orphaned-trial", "queued-search", "dead-device"
 
 
 class Dispatcher(Protocol):
@@ -66,6 +69,7 @@ class Thresholds:
     stuck_after: float = 600.0
     orphan_after: float = 6 * 3600.0
     queued_after: float = 300.0
+    device_ttl: float = 60.0
 
 
 def diagnose(url: str, limits: Thresholds, *,
@@ -81,13 +85,19 @@ def diagnose(url: str, limits: Thresholds, *,
         if age > limits.queued_after or workers == 0:
             why = "no search worker is running" if workers == 0 else "no search worker has claimed it"
             problems.append(Problem(QUEUED, record.id, None, age, f"queued for {age:.0f} s: {why}"))
-    for record in _searches(url, SearchStatus.running):
+    running = _searches(url, SearchStatus.running)
+    now = utcnow()  # after the read: a driver renewing its lease meanwhile must not look younger than 0 s
+    live = {d.profile for d in live_devices(url, limits.device_ttl)} if running else set()
+    for record in running:
         age = _age(now, record.updated_at)
         if age > limits.stuck_after:
             problems.append(Problem(STUCK, record.id, None, age,
                                     f"running, but its driver ({record.worker or 'unknown'}) has not reported "
                                     f"for {age:.0f} s"))
         problems.extend(_orphans(url, record, limits.orphan_after))
+        device = str(record.spec.get("device", ""))
+        if device not in live:
+            problems.extend(_waiting_on_device(url, record, device))
     return problems
 
 
@@ -97,7 +107,9 @@ def fix(url: str, problems: list[Problem], dispatcher: Dispatcher, *,
     resumed = {p.search_id for p in problems if p.kind in (STUCK, QUEUED)}
     done: list[Problem] = []
     for p in problems:
-        if p.kind in (STUCK, QUEUED):
+        if p.kind == DEAD_DEVICE:
+            done.append(replace(p, action="nothing to re-send: a latency worker must be started on the device"))
+        elif p.kind in (STUCK, QUEUED):
             dispatcher.search(p.search_id)
             action = "re-sent the search task (a worker resumes it; interrupted trials are re-run)"
             if search_workers == 0:
@@ -158,6 +170,33 @@ def _orphans(url: str, record: SearchRecord, orphan_after: float) -> list[Proble
                                  f"trial {t.number}: no {' or '.join(missing)} outcome {age:.0f} s after its "
                                  "tasks were sent"))
     return found
+
+
+def _waiting_on_device(url: str, record: SearchRecord, device: str) -> list[Problem]:
+    """Trials of a running search (and its T) that wait for a latency nobody can measure now."""
+    from optuna.trial import TrialState
+
+    from nas.service.store import device_last_seen
+
+    storage = _storage(url)
+    try:
+        study_id = storage.get_study_id_from_name(record.study_name)
+    except KeyError:
+        return []
+    seen = device_last_seen(url, device)
+    when = ("no worker of it ever registered" if seen is None
+            else f"its last worker was seen {seen:%Y-%m-%d %H:%M:%S} UTC")
+    waiting: list[tuple[int | None, float]] = []
+    if "target_ms" not in storage.get_study_user_attrs(study_id) and record.spec.get("latency", {}).get(
+            "target_reference"):
+        waiting.append((None, _age(utcnow(), record.started_at or record.updated_at)))
+    for t in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+        sent = t.user_attrs.get(TASK_KEY, {}).get("sent_at")
+        if sent is not None and "latency" in missing_outcomes(t.user_attrs):
+            waiting.append((t.number, time.time() - float(sent)))
+    return [Problem(DEAD_DEVICE, record.id, number, age,
+                    f"{'T' if number is None else f'trial {number}'} waits for latency.{device}, which has no "
+                    f"live worker ({when}; start one: nas worker --device {device})") for number, age in waiting]
 
 
 def _searches(url: str, status: SearchStatus) -> list[SearchRecord]:

@@ -172,49 +172,92 @@ def list_searches(url: str, owner_id: str | None, status: SearchStatus | str | N
     return read(ensure_schema(url), page)
 
 
-def mark_running(url: str, search_id: str, worker: str) -> bool:
-    """Claim a search for a driver. False (do nothing) when it is final or its cancel was requested.
-    A redelivered message for a running search is claimed again: that is a resume after a lost worker."""
+@dataclass(frozen=True)
+class Claim:
+    """A driver's claim on a search. ``token`` is the fencing token (the search's ``attempts`` after the
+    claim) when granted; otherwise ``reason`` says why not, and ``held_for`` is how long the live lease of
+    another driver has left (None: the search is final or cancelled, nobody will ever drive it again)."""
+
+    token: int | None
+    reason: str = ""
+    held_for: float | None = None
+
+
+def claim_search(url: str, search_id: str, worker: str, lease_seconds: float, *,
+                 resuming: int | None = None) -> Claim:
+    """Take the driver's lease on a search: one driver per search, ever.
+
+    Refused when the search is final or its cancel was requested, and while another driver's lease is
+    live (the row was written by its driver within ``lease_seconds``). ``resuming``: the token of a
+    driver that failed and is retried; it may take its own lease back while nobody else claimed it. A
+    lease that expired (its driver died) is taken over. Every claim increments ``attempts``, which is the
+    new holder's fencing token: the old holder's next write sees a different value and stops."""
     with session_scope(ensure_schema(url)) as s:
         row = _owned(s, search_id, None, lock=True)
-        if SearchStatus(row.status).is_final() or row.cancel_requested:
-            return False
+        status = SearchStatus(row.status)
+        if status.is_final() or row.cancel_requested:
+            return Claim(None, f"search {search_id} is {'cancelled' if row.cancel_requested else status.value}")
         now = utcnow()
+        age = (now - _utc(row.updated_at)).total_seconds()
+        if status is SearchStatus.running and age < lease_seconds and resuming != row.attempts:
+            return Claim(None, f"search {search_id} is driven by {row.worker} (attempt {row.attempts}, "
+                               f"lease live for {lease_seconds - age:.0f} s more)", held_for=lease_seconds - age)
         row.status, row.worker, row.updated_at = SearchStatus.running.value, worker, now
         row.started_at = row.started_at or now
         row.attempts += 1
         row.message = "running" if row.attempts == 1 else f"running (attempt {row.attempts})"
-        return True
+        return Claim(row.attempts)
+
+
+def mark_running(url: str, search_id: str, worker: str, lease_seconds: float = 0.0) -> bool:
+    """``claim_search`` as a yes/no (tests and tools that set a search running by hand)."""
+    return claim_search(url, search_id, worker, lease_seconds).token is not None
+
+
+def _fenced(row: SearchRow, search_id: str, token: int | None) -> None:
+    """Refuse a driver's write once another driver claimed the search (its token is no longer current)."""
+    if token is not None and row.attempts != token:
+        from nas.errors import LeaseLost
+
+        raise LeaseLost(f"search {search_id} was taken over by {row.worker} (attempt {row.attempts}); "
+                        f"this driver (attempt {token}) stops")
 
 
 def update_progress(url: str, search_id: str, *, finished: int, budget_trials: int | None, running: int,
-                    elapsed_seconds: float, best_value: float | None, best_trial: int | None, message: str) -> None:
-    """Ignored once the search is final, so a late report cannot overwrite the final snapshot."""
+                    elapsed_seconds: float, best_value: float | None, best_trial: int | None, message: str,
+                    token: int | None = None) -> None:
+    """Ignored once the search is final, so a late report cannot overwrite the final snapshot. With the
+    driver's ``token``: ``LeaseLost`` if another driver took the search over (and it renews the lease)."""
     with session_scope(ensure_schema(url)) as s:
         row = _owned(s, search_id, None)
         if SearchStatus(row.status).is_final():
             return
+        _fenced(row, search_id, token)
         row.finished, row.budget_trials, row.running = finished, budget_trials, running
         row.elapsed_seconds, row.best_value, row.best_trial = elapsed_seconds, best_value, best_trial
         row.message, row.updated_at = message, utcnow()
 
 
-def touch_search(url: str, search_id: str) -> None:
-    """A running driver's heartbeat: ``updated_at`` moves while it waits, so ``nas doctor`` can tell it is alive."""
+def touch_search(url: str, search_id: str, token: int | None = None) -> None:
+    """A running driver's heartbeat and lease renewal: ``updated_at`` moves while it waits, so ``nas doctor``
+    and a second claim can tell it is alive. ``LeaseLost`` when ``token`` is no longer the search's."""
     with session_scope(ensure_schema(url)) as s:
         row = _owned(s, search_id, None)
         if row.status == SearchStatus.running.value:
+            _fenced(row, search_id, token)
             row.updated_at = utcnow()
 
 
 def mark_finished(url: str, search_id: str, status: SearchStatus, *, result: dict[str, Any] | None = None,
-                  error: str | None = None) -> None:
-    """``result`` is what ``nas.search.write_outputs`` returned; it is stored as JSON."""
+                  error: str | None = None, token: int | None = None) -> None:
+    """``result`` is what ``nas.search.write_outputs`` returned; it is stored as JSON. With the driver's
+    ``token``: ``LeaseLost`` (nothing written) if another driver took the search over."""
     status = SearchStatus(status)
     if not status.is_final():
         raise ValueError(f"mark_finished needs a final status, got {status}")
     with session_scope(ensure_schema(url)) as s:
         row = _owned(s, search_id, None, lock=True)
+        _fenced(row, search_id, token)
         now = utcnow()
         row.status, row.result, row.error = status.value, json_safe(result), error
         row.running, row.finished_at, row.updated_at, row.message = 0, now, now, status.value
@@ -288,6 +331,13 @@ def live_devices(url: str, ttl_seconds: float) -> list[DeviceRecord]:
         rows = s.scalars(select(DeviceRow).where(DeviceRow.last_seen >= cutoff)
                          .order_by(DeviceRow.profile, DeviceRow.hostname))
         return [DeviceRecord.of(r) for r in rows]
+
+
+def device_last_seen(url: str, profile: str) -> datetime | None:
+    """When any worker of ``profile`` last registered (None: never), live or not."""
+    with session_scope(ensure_schema(url)) as s:
+        seen = s.scalar(select(func.max(DeviceRow.last_seen)).where(DeviceRow.profile == profile))
+        return None if seen is None else _utc(seen)
 
 
 # -- API tokens --------------------------------------------------------------------------------------------
