@@ -78,3 +78,24 @@ def test_final_and_cancelled_searches_are_never_claimed(database_url: str) -> No
     mark_finished(database_url, rec.id, SearchStatus.succeeded, result={}, token=token)
     refused = claim_search(database_url, rec.id, "host-b", LEASE)
     assert refused.token is None and refused.held_for is None and "succeeded" in refused.reason
+
+
+def test_a_cancel_that_no_live_driver_will_see_is_carried_out_by_the_next_claim(database_url: str) -> None:
+    """Cancelled while its driver was dead or waiting for a retry: the search must not stay running for
+    ever. The next delivery (the retry, a redelivery, ``nas doctor --fix``) ends it instead of driving it."""
+    from nas.service import request_cancel
+
+    rec = create_search(database_url, spec, uuid.uuid4().hex)
+    token = claim_search(database_url, rec.id, "host-a", LEASE).token
+    request_cancel(database_url, rec.id, rec.owner_id)
+    live = claim_search(database_url, rec.id, "host-b", LEASE)
+    assert live.token is None and not live.cancelled_now
+    assert get_search(database_url, rec.id).status is SearchStatus.running, "its live driver ends it"
+
+    _age(database_url, rec.id, LEASE + 1)
+    retried = claim_search(database_url, rec.id, "host-a", LEASE, resuming=token)
+    assert retried.token is None and retried.cancelled_now
+    row = get_search(database_url, rec.id)
+    assert row.status is SearchStatus.cancelled and row.finished_at is not None
+    again = claim_search(database_url, rec.id, "host-b", LEASE)
+    assert again.token is None and not again.cancelled_now

@@ -42,6 +42,12 @@ def drive(search_id: str, worker: str, resuming: int | None = None) -> str:
     claim = claim_search(url, search_id, worker, settings.driver_lease, resuming=resuming)
     if claim.token is None:
         log.info("%s: not driving it", claim.reason)
+        if claim.cancelled_now:
+            from nas.search._study import end_running
+            from nas.service import get_search
+
+            ended = end_running(url, get_search(url, search_id).study_name, "cancelled")
+            log.info("search %s: cancelled while no driver ran it; trial(s) %s marked failed", search_id, ended)
         if claim.held_for is not None:
             raise Standby(claim.held_for + 1.0, claim.reason)
         return "ignored"

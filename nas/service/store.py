@@ -181,6 +181,9 @@ class Claim:
     token: int | None
     reason: str = ""
     held_for: float | None = None
+    cancelled_now: bool = False
+    """This claim found a cancel that no live driver will ever act on and marked the search cancelled: the
+    claimant ends the study's running trials."""
 
 
 def claim_search(url: str, search_id: str, worker: str, lease_seconds: float, *,
@@ -195,11 +198,19 @@ def claim_search(url: str, search_id: str, worker: str, lease_seconds: float, *,
     with session_scope(ensure_schema(url)) as s:
         row = _owned(s, search_id, None, lock=True)
         status = SearchStatus(row.status)
-        if status.is_final() or row.cancel_requested:
-            return Claim(None, f"search {search_id} is {'cancelled' if row.cancel_requested else status.value}")
+        if status.is_final():
+            return Claim(None, f"search {search_id} is {status.value}")
         now = utcnow()
         age = (now - _utc(row.updated_at)).total_seconds()
-        if status is SearchStatus.running and age < lease_seconds and resuming != row.attempts:
+        live = status is SearchStatus.running and age < lease_seconds and resuming != row.attempts
+        if row.cancel_requested and not live:  # its driver died or awaits a retry: nobody else will end it
+            row.status, row.error, row.running = SearchStatus.cancelled.value, "cancelled by its owner", 0
+            row.finished_at = row.updated_at = now
+            row.message = SearchStatus.cancelled.value
+            return Claim(None, f"search {search_id} is cancelled", cancelled_now=True)
+        if row.cancel_requested:  # its live driver sees the cancel and ends the search
+            return Claim(None, f"search {search_id} is cancelled")
+        if live:
             return Claim(None, f"search {search_id} is driven by {row.worker} (attempt {row.attempts}, "
                                f"lease live for {lease_seconds - age:.0f} s more)", held_for=lease_seconds - age)
         row.status, row.worker, row.updated_at = SearchStatus.running.value, worker, now
