@@ -41,7 +41,9 @@ class SearchContext:
         arch = self.space.decode(choices, num_classes=self.num_classes)
         return arch.with_(resolution=self.spec.latency.resolution)
 
-    def checkpoint_path(self, trial_number: int) -> Path:
-        path = self.run_dir / "checkpoints" / f"trial-{trial_number:05d}.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
+    def checkpoint_name(self, trial_number: int) -> str:
+        """The artifact (in the study's database, ``nas.service.artifacts``) a trial's weights are saved as,
+        so a worker on another machine can start from them and the driver can export them."""
+        from nas.service.artifacts import checkpoint_name
+
+        return checkpoint_name(trial_number)
