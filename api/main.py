@@ -16,7 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
-from api import openapi
+from api import docs, openapi
 from api.errors import database_unavailable_handler, nas_error_handler
 from api.limits import BodySizeLimit
 from api.routes import artifacts, devices, health, searches, spaces
@@ -41,7 +41,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     settings = get_settings()
-    app = FastAPI(title="Platform-aware NAS", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="Platform-aware NAS", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Submit neural architecture searches for a device and latency target; "
                               "follow them and fetch the best architecture. Authenticate with "
                               "`Authorization: Bearer <token>` (`nas token create NAME`).")
@@ -55,6 +55,7 @@ def create_app() -> FastAPI:
     for module in (health, searches, artifacts, spaces, devices):
         app.include_router(module.router)
     openapi.install(app)
+    docs.install(app)  # Swagger UI and ReDoc from local files: no CDN
     return app
 
 
