@@ -59,7 +59,7 @@ def test_artifacts_are_scoped_by_study_listed_by_name_and_deleted_by_name(databa
         read_artifact(database_url, study, checkpoint_name(1))
 
 
-@pytest.mark.parametrize("name", ["../best.onnx", "a/../../b", "/etc/passwd", "a//b", ".", "..", "a/./b", "",
+@pytest.mark.parametrize("name", ["../best.onnx", "a/../../b", "/etc/passwd", "a//b", ".", "..", "a/./b", "", ".hidden",
                                   "sp ace", "x" * 256])
 def test_a_name_that_is_not_a_plain_relative_name_is_refused(database_url: str, name: str) -> None:
     with pytest.raises(NASError, match="invalid artifact name"):

@@ -9,15 +9,27 @@ route: another token's search is a 404.
 from __future__ import annotations
 
 import hashlib
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Path, Response, status
 
 from api.deps import CurrentToken, DatabaseUrl
 from api.schemas.artifacts import ArtifactPublic, ArtifactsPublic
 from api.schemas.errors import UNAUTHORIZED, UNKNOWN_SEARCH, error
 from nas.errors import NotFoundError
 from nas.service import SearchStatus, get_search
-from nas.service.artifacts import BEST_ONNX, BEST_STATE, list_artifacts, media_type_of, read_artifact
+from nas.service.artifacts import (
+    BEST_ONNX,
+    BEST_STATE,
+    MAX_NAME,
+    NAME_PATTERN,
+    list_artifacts,
+    media_type_of,
+    read_artifact,
+)
+
+ArtifactName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=MAX_NAME,
+                                   description="e.g. best.onnx, best.pt, checkpoints/trial-00003.pt")]
 
 router = APIRouter(prefix="/searches", tags=["artifacts"], responses=UNAUTHORIZED)
 
@@ -32,9 +44,8 @@ def read_artifacts(search_id: str, token: CurrentToken, url: DatabaseUrl) -> Art
 
 @router.get("/{search_id}/artifacts/{name:path}", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}}, "description": "The file."},
-                       400: error("The name is not a valid artifact name."),
                        404: error("Unknown search (or another token's), or no such artifact (yet).")})
-def read_artifact_content(search_id: str, name: str, token: CurrentToken, url: DatabaseUrl) -> Response:
+def read_artifact_content(search_id: str, name: ArtifactName, token: CurrentToken, url: DatabaseUrl) -> Response:
     """Download one artifact, e.g. ``best.onnx``; the ``ETag`` is its sha256."""
     record = get_search(url, search_id, token.id)
     try:

@@ -26,9 +26,10 @@ from nas.service._models import ArtifactRow, utcnow
 from nas.service.migrate import ensure_schema
 from nas.storage import read, session_scope
 
-# Segments of letters, digits, '.', '_' and '-' joined by '/', none of them '.' or '..': a name is never a
-# path that leaves its scope, whoever asks for it.
-_NAME = re.compile(r"(?!.*(?:^|/)\.{1,2}(?:/|$))[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")
+# Segments of letters, digits, '.', '_' and '-' joined by '/', none starting with '.' (so never '.' or '..'):
+# a name is never a path that leaves its scope, whoever asks for it. The API documents the same pattern.
+NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$"
+_NAME = re.compile(NAME_PATTERN)
 MAX_NAME = 255
 
 MEDIA_TYPES = {".onnx": "application/onnx", ".pt": "application/octet-stream", ".json": "application/json"}
@@ -62,7 +63,7 @@ def checkpoint_trial(name: str) -> int | None:
 def check_name(name: str) -> str:
     if len(name) > MAX_NAME or not _NAME.fullmatch(name):
         raise NASError(f"invalid artifact name {name!r}: use letters, digits, '.', '_', '-' and '/' between "
-                       f"parts, at most {MAX_NAME} characters")
+                       f"parts (none starting with '.'), at most {MAX_NAME} characters")
     return name
 
 
@@ -142,5 +143,6 @@ def _record(row: ArtifactRow | Row[Any]) -> ArtifactRecord:
                           created_at=created.replace(tzinfo=UTC) if created.tzinfo is None else created)
 
 
-__all__ = ["BEST_ONNX", "BEST_STATE", "ArtifactRecord", "check_name", "checkpoint_name", "checkpoint_trial",
-           "delete_artifacts", "list_artifacts", "put_artifact", "put_file", "read_artifact"]
+__all__ = ["BEST_ONNX", "BEST_STATE", "MAX_NAME", "NAME_PATTERN", "ArtifactRecord", "check_name",
+           "checkpoint_name", "checkpoint_trial", "delete_artifacts", "list_artifacts", "put_artifact", "put_file",
+           "read_artifact"]
