@@ -35,8 +35,11 @@ def export_onnx(arch: Architecture, path: Path, *, model: Any = None, opset: int
     return path
 
 
-def check_onnx(arch: Architecture, path: Path, model: Any, atol: float = 1e-4) -> float:
-    """Largest absolute difference between ONNX Runtime and PyTorch on one random input; raises above atol."""
+def check_onnx(arch: Architecture, path: Path, model: Any, atol: float = 1e-4, rtol: float = 1e-3) -> float:
+    """Largest absolute difference between ONNX Runtime and PyTorch on one random input; raises above
+    ``atol + rtol x`` the largest output magnitude. Relative too because float32 rounding grows with the
+    logits: a NetAdapt-trained best network differed by 1.7e-3 and failed its whole finished search on an
+    absolute 1e-4, while an export bug shows as differences of the order of the outputs themselves."""
     import numpy as np
     import onnxruntime as ort
     import torch
@@ -47,8 +50,9 @@ def check_onnx(arch: Architecture, path: Path, model: Any, atol: float = 1e-4) -
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {"input": x.numpy()})[0]
     diff = float(np.max(np.abs(got - expected)))
-    if diff > atol:
-        raise ExportError(f"ONNX output differs from PyTorch by {diff:.2e} (> {atol:g})")
+    tolerance = atol + rtol * float(np.max(np.abs(expected)))
+    if not diff <= tolerance:  # NaN fails too
+        raise ExportError(f"ONNX output differs from PyTorch by {diff:.2e} (> {tolerance:.2e})")
     return diff
 
 

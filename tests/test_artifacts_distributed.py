@@ -163,14 +163,14 @@ def _token(d: Deployment, name: str) -> str:
     return created.stdout.strip().splitlines()[-1]
 
 
-def _spec(path: Path) -> Path:
-    doc = {"name": "artifacts", "space": "mobilenetv3-small", "device": "cpu-ort-1t",
+def _spec(path: Path, **changes: Any) -> Path:
+    doc: dict[str, Any] = {"name": "artifacts", "space": "mobilenetv3-small", "device": "cpu-ort-1t",
            "latency": {"mode": "measured", "resolution": 64, "target_ms": 0.5},
            "strategy": {"name": "random"}, "budget": {"trials": 3}, "export_onnx": True,
            "proxy": {"dataset": {"kind": "digits", "resolution": 32, "subset": 300},
                      "recipe": {"epochs": 1, "resolution": 32, "batch_size": 32, "threads": 1},
                      "pruner": {"name": "none"}}}
-    path.write_text(yaml.safe_dump(doc))
+    path.write_text(yaml.safe_dump({**doc, **changes}))
     return path
 
 
@@ -232,6 +232,39 @@ def test_the_best_networks_files_trained_on_other_machines_download_and_run(depl
         assert not list(d.machine(role).rglob("*.pt")) and not list(d.machine(role).rglob("*.onnx")), role
 
 
+def test_netadapt_proposals_start_from_weights_another_worker_trained(deployment: Deployment) -> None:
+    """NetAdapt fine-tunes each proposal from the current network's checkpoint: two train workers, each on its
+    own disk, take the proposals, so at least one starts from weights the other one (or the seed's) wrote."""
+    if deployment.database_url.startswith("sqlite"):
+        pytest.skip("one backend is enough for this one; the store is covered on both")
+    d = deployment
+    owner = _token(d, f"netadapt-{uuid.uuid4().hex[:6]}")
+    spec = _spec(d.machine("client") / "netadapt.yaml", name="netadapt", budget={"trials": 4},
+                 latency={"mode": "measured", "resolution": 64, "target_ms": 0.01},
+                 strategy={"name": "netadapt", "options": {"seed": "mobilenetv3-small-0.75", "step": 0.02,
+                                                           "max_proposals": 2, "final_epochs": 1}})
+    before = _trained(d)
+    submitted = d.nas("client", "submit", str(spec), token=owner)
+    assert submitted.returncode == 0, submitted.stderr
+    search_id = submitted.stdout.strip().splitlines()[-1]
+    watched = d.nas("client", "status", search_id, "--watch", "--interval", "1", token=owner, timeout=WAIT)
+    assert watched.returncode == 0, watched.stderr + d.log("driver") + d.log("train-a") + d.log("train-b")
+    trials = httpx.get(f"{d.base_url}/searches/{search_id}/trials", headers=_auth(owner)).json()["data"]
+    assert [t["state"] for t in trials] == ["COMPLETE"] * 4
+    import optuna
+
+    from nas.search._study import rdb_storage
+
+    study = optuna.load_study(study_name=f"search-{search_id}", storage=rdb_storage(d.database_url))
+    adapted = [t for t in study.trials if t.user_attrs["netadapt_kind"] != "seed"]
+    assert adapted and all(t.user_attrs["inherited"] > 0 for t in adapted), "proposals inherit weights"
+    trained = {role: count - before[role] for role, count in _trained(d).items()}
+    assert sum(trained.values()) == 4 and all(trained.values()), f"both workers trained: {trained}"
+    got = d.nas("client", "best", search_id, "--onnx", "netadapt.onnx", token=owner)
+    assert got.returncode == 0, got.stderr
+    assert (d.machine("client") / "netadapt.onnx").stat().st_size > 1000
+
+
 def test_a_running_searchs_best_files_are_a_clear_404(deployment: Deployment) -> None:
     d = deployment
     owner = _token(d, f"early-{uuid.uuid4().hex[:6]}")
@@ -248,6 +281,11 @@ def test_a_running_searchs_best_files_are_a_clear_404(deployment: Deployment) ->
         assert not (d.machine("client") / "early.onnx").exists()
     finally:
         httpx.post(f"{d.base_url}/searches/{search_id}/cancel", headers=_auth(owner))
+
+
+def _trained(d: Deployment) -> dict[str, int]:
+    """Trainings each train worker logged so far."""
+    return {role: (d.root / f"{role}.log").read_text().count(": accuracy ") for role in ("train-a", "train-b")}
 
 
 def _auth(token: str) -> dict[str, str]:
