@@ -108,7 +108,8 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         url = make_url(PG_SERVER).set(drivername="postgresql+psycopg", database=pg_name).render_as_string(False)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NAS_")}
     env.update({"NAS_DATABASE_URL": url, "NAS_REDIS_URL": REDIS_URL, "NAS_HOME": "home",  # relative: per machine
-                "NAS_DEVICE_TTL": "60", "NAS_SEARCH_PARALLELISM": "2", "PYTHONPATH": str(REPO),
+                "NAS_DEVICE_TTL": "60", "NAS_SEARCH_PARALLELISM": "2",
+                "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
                 "OMP_NUM_THREADS": "1"})
     d = Deployment(root, url, env)
     try:
