@@ -16,10 +16,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
-from api import openapi
+from api import docs, openapi
 from api.errors import database_unavailable_handler, nas_error_handler
 from api.limits import BodySizeLimit
-from api.routes import devices, health, searches, spaces
+from api.routes import artifacts, devices, health, searches, spaces
 from nas.errors import DatabaseUnavailableError, NASError
 from nas.service import upgrade
 from nas.settings import get_settings
@@ -41,7 +41,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     settings = get_settings()
-    app = FastAPI(title="Platform-aware NAS", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="Platform-aware NAS", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Submit neural architecture searches for a device and latency target; "
                               "follow them and fetch the best architecture. Authenticate with "
                               "`Authorization: Bearer <token>` (`nas token create NAME`).")
@@ -52,9 +52,10 @@ def create_app() -> FastAPI:
     if settings.cors_origins:  # off unless configured: browsers on other origins get no CORS headers
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
                            allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
-    for module in (health, searches, spaces, devices):
+    for module in (health, searches, artifacts, spaces, devices):
         app.include_router(module.router)
     openapi.install(app)
+    docs.install(app)  # Swagger UI and ReDoc from local files: no CDN
     return app
 
 

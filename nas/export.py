@@ -130,8 +130,11 @@ def export_onnx(arch: Architecture, path: Path, *, model: Any = None, opset: int
     return path
 
 
-def check_onnx(arch: Architecture, path: Path, model: Any, atol: float = 1e-4) -> float:
-    """Largest absolute difference between ONNX Runtime and PyTorch on one random input; raises above atol."""
+def check_onnx(arch: Architecture, path: Path, model: Any, atol: float = 1e-4, rtol: float = 1e-3) -> float:
+    """Largest absolute difference between ONNX Runtime and PyTorch on one random input; raises above
+    ``atol + rtol x`` the largest output magnitude. Relative too because float32 rounding grows with the
+    logits: a NetAdapt-trained best network differed by 1.7e-3 and failed its whole finished search on an
+    absolute 1e-4, while an export bug shows as differences of the order of the outputs themselves."""
     import numpy as np
     import onnxruntime as ort
     import torch
@@ -142,8 +145,9 @@ def check_onnx(arch: Architecture, path: Path, model: Any, atol: float = 1e-4) -
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {"input": x.numpy()})[0]
     diff = float(np.max(np.abs(got - expected)))
-    if diff > atol:
-        raise ExportError(f"ONNX output differs from PyTorch by {diff:.2e} (> {atol:g})")
+    tolerance = atol + rtol * float(np.max(np.abs(expected)))
+    if not diff <= tolerance:  # NaN fails too
+        raise ExportError(f"ONNX output differs from PyTorch by {diff:.2e} (> {tolerance:.2e})")
     return diff
 
 
@@ -151,25 +155,40 @@ def export_state(arch: Architecture, path: Path, *, model: Any = None, provenanc
                  ) -> Path:
     """A ``torch.save`` file holding the architecture JSON, the state dict and provenance, so
     ``load_state`` rebuilds the exact module without this library's version guessing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(state_bytes(arch, model=model, provenance=provenance))
+    return path
+
+
+def state_bytes(arch: Architecture, *, model: Any = None, provenance: dict[str, Any] | None = None) -> bytes:
+    """The content of an ``export_state`` file, for storing as an artifact (``nas.service.artifacts``)."""
+    import io
+
     import torch
 
     from nas.builder import build_model
 
     module = model if model is not None else build_model(arch)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
     torch.save({"architecture": arch.model_dump(mode="json"), "state_dict": module.state_dict(),
-                "provenance": provenance or {}}, path)
-    return path
+                "provenance": provenance or {}}, buffer)
+    return buffer.getvalue()
 
 
-def load_state(path: Path) -> tuple[Architecture, Any, dict[str, Any]]:
+def load_state(source: Path | bytes, name: str | None = None) -> tuple[Architecture, Any, dict[str, Any]]:
+    """Rebuild the module of a state file, given as a path or as its content (an artifact); ``name`` is
+    what error messages call it."""
+    import io
+
     import torch
 
     from nas.arch import parse_architecture
     from nas.builder import build_model
 
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    arch = parse_architecture(blob["architecture"], source=str(path))
+    data = io.BytesIO(source) if isinstance(source, bytes) else source
+    blob = torch.load(data, map_location="cpu", weights_only=True)
+    arch = parse_architecture(blob["architecture"],
+                              source=name or (str(source) if isinstance(source, Path) else "state file"))
     model = build_model(arch)
     model.load_state_dict(blob["state_dict"])
     return arch, model, json.loads(json.dumps(blob.get("provenance", {})))

@@ -34,6 +34,26 @@ def test_onnx_output_matches_pytorch_within_1e_4(tmp_path, name: str) -> None:  
     assert check_onnx(arch, path, model, atol=1e-4) <= 1e-4
 
 
+def test_large_logits_are_judged_relative_to_their_size_and_a_wrong_export_still_fails(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A trained network's logits can be large; float32 rounding grows with them. (A NetAdapt search's best
+    network differed by 1.7e-3 and the search failed at its very end on an absolute 1e-4.)"""
+    from nas.errors import ExportError
+
+    arch = load_architecture("mobilenetv3-small-1.0").with_(resolution=96, num_classes=10)
+    model = randomised(build_model(arch))
+    with torch.no_grad():
+        model.classifier[-1].weight.mul_(1e4)  # logits in the thousands, same network otherwise
+    path = export_onnx(arch, tmp_path / "big.onnx", model=model)
+    diff = check_onnx(arch, path, model)
+    assert diff > 1e-4, "an absolute 1e-4 would have refused this faithful export"
+    with torch.no_grad():
+        scale = float(model(torch.randn(2, 3, 96, 96)).abs().max())
+        assert scale > 100, "the logits are large"
+        model.classifier[-1].bias.add_(0.02 * scale)  # now PyTorch and the ONNX file disagree by 2 %
+    with pytest.raises(ExportError, match="ONNX output differs from PyTorch"):
+        check_onnx(arch, path, model)
+
+
 def test_sampled_grouped_networks_export_too(tmp_path) -> None:  # type: ignore[no-untyped-def]
     arch = load_space("shufflenet").sample(seed=11, num_classes=10).with_(resolution=64)
     model = randomised(build_model(arch))

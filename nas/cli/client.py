@@ -167,15 +167,36 @@ def _watch(client: Client, search_id: str, interval: float) -> None:
 
 def best(search_id: Annotated[str, typer.Argument(help="Search id.")],
          output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the JSON here.")] = None,
+         onnx: Annotated[Path | None, typer.Option("--onnx", help="Download the best network as ONNX here "
+                                                   "(the search must have succeeded with export_onnx).")] = None,
+         state: Annotated[Path | None, typer.Option("--state", help="Download its PyTorch state file here "
+                                                    "(nas.export.load_state reads it).")] = None,
          url: UrlOpt = None, token: TokenOpt = None) -> None:
-    """The best architecture so far (canonical JSON), to a file or stdout."""
-    response = Client(url, token).request("GET", f"/searches/{search_id}/best")
+    """The best architecture so far (canonical JSON), to a file or stdout; with --onnx/--state, the
+    trained best network's files (the architecture is then printed only with -o)."""
+    client = Client(url, token)
+    for name, path in (("best.onnx", onnx), ("best.pt", state)):
+        if path is not None:
+            _download(client, f"/searches/{search_id}/artifacts/{name}", path)
+            err_console.print(f"{name} written to {path}")
+    if (onnx is not None or state is not None) and output is None:
+        return
+    response = client.request("GET", f"/searches/{search_id}/best")
     text = json.dumps(response.json(), indent=2) + "\n"
     if output is None:
         sys.stdout.write(text)
         return
     output.write_text(text)
     err_console.print(f"trial {response.headers.get('X-NAS-Trial', '?')}: architecture written to {output}")
+
+
+def _download(client: Client, path: str, to: Path) -> None:
+    """Written to a temporary file beside ``to`` and renamed, so an interrupted download leaves no half file."""
+    response = client.request("GET", path)
+    to.parent.mkdir(parents=True, exist_ok=True)
+    partial = to.with_name(to.name + ".part")
+    partial.write_bytes(response.content)
+    partial.replace(to)
 
 
 def trials(search_id: Annotated[str, typer.Argument(help="Search id.")],

@@ -7,17 +7,13 @@ so they run where the API runs, not on a client's machine.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from nas.cli._output import console, err_console
-from nas.errors import NASError
 
 token_app = typer.Typer(no_args_is_help=True, help="API tokens (stored hashed; shown once on creation).")
 db_app = typer.Typer(no_args_is_help=True, help="The service database schema (Alembic migrations).")
@@ -50,25 +46,33 @@ def serve(host: Annotated[str, typer.Option("--host", help="Interface to listen 
 
 def dashboard(port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8080,
               host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1") -> None:
-    """Start optuna-dashboard on the service database (every search is the study search-<id>)."""
-    binary = shutil.which("optuna-dashboard") or str(Path(sys.executable).with_name("optuna-dashboard"))
-    if not Path(binary).is_file():
-        raise NASError("optuna-dashboard is not installed here (pip install optuna-dashboard)")
+    """Start optuna-dashboard on the service database (every search is the study search-<id>), for admin
+    tokens only (`nas token create NAME --admin`): it shows every user's searches. Sign in at /login."""
+    import uvicorn
+
+    from api.dashboard import create_dashboard
+    from nas.settings import get_settings
+
     url = _database_url()
-    err_console.print(f"optuna-dashboard on {_shown(url)} at http://{host}:{port}/")
+    app = create_dashboard(url)
+    err_console.print(f"optuna-dashboard on {_shown(url)} at http://{host}:{port}/ (admin tokens; sign in at "
+                      f"http://{host}:{port}/login)")
     sys.stderr.flush()
-    os.execv(binary, [binary, url, "--host", host, "--port", str(port)])
+    uvicorn.run(app, host=host, port=port, log_level=get_settings().log_level.lower())
 
 
 @token_app.command("create")
-def token_create(name: Annotated[str, typer.Argument(help="Who or what the token is for; unique.")]) -> None:
+def token_create(name: Annotated[str, typer.Argument(help="Who or what the token is for; unique.")],
+                 admin: Annotated[bool, typer.Option("--admin", help="May open `nas dashboard`, which shows "
+                                                     "every user's searches.")] = False) -> None:
     """Create a token and print it on stdout. It is stored hashed: this is the only time it is shown."""
     from nas.service import create_token
 
-    record, token = create_token(_database_url(), name)
+    record, token = create_token(_database_url(), name, admin=admin)
     sys.stdout.write(token + "\n")
-    err_console.print(f"token {record.name!r} created ({record.prefix}...); it will not be shown again. "
-                      "Clients send it as 'Authorization: Bearer <token>' (nas: export NAS_API_TOKEN=...)")
+    err_console.print(f"{'admin ' if admin else ''}token {record.name!r} created ({record.prefix}...); it will not "
+                      "be shown again. Clients send it as 'Authorization: Bearer <token>' "
+                      "(nas: export NAS_API_TOKEN=...)")
 
 
 @token_app.command("list")
@@ -77,10 +81,10 @@ def token_list() -> None:
     from nas.service import list_tokens
 
     table = Table()
-    for col in ("name", "prefix", "created"):
+    for col in ("name", "prefix", "admin", "created"):
         table.add_column(col)
     for t in list_tokens(_database_url()):
-        table.add_row(t.name, t.prefix + "...", t.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+        table.add_row(t.name, t.prefix + "...", "yes" if t.admin else "", t.created_at.strftime("%Y-%m-%d %H:%M:%S"))
     console.print(table)
 
 

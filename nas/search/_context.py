@@ -55,7 +55,9 @@ class SearchContext:
             return recipe
         return max(8, round(recipe * arch.resolution / self.reference_resolution))
 
-    def checkpoint_path(self, trial_number: int) -> Path:
-        path = self.run_dir / "checkpoints" / f"trial-{trial_number:05d}.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
+    def checkpoint_name(self, trial_number: int) -> str:
+        """The artifact (in the study's database, ``nas.service.artifacts``) a trial's weights are saved as,
+        so a worker on another machine can start from them and the driver can export them."""
+        from nas.service.artifacts import checkpoint_name
+
+        return checkpoint_name(trial_number)

@@ -190,7 +190,7 @@ def _job(ctx: SearchContext, p: Proposal) -> Job:
                          recipe=recipe, report=report, pruner=pruner,
                          pareto_pruning=ctx.pareto and prunes, reward=ctx.reward if prunes and not ctx.pareto else None,
                          init_checkpoint=p.init_checkpoint,
-                         save_checkpoint=str(ctx.checkpoint_path(p.trial.number)))
+                         save_checkpoint=ctx.checkpoint_name(p.trial.number))
     ref = TrialRef(storage_url=ctx.storage_url, study_name=ctx.study.study_name, trial_id=p.trial._trial_id,
                    trial_number=p.trial.number)
     latency = LatencyRequest(architecture=arch_doc, device=ctx.spec.device, mode=ctx.spec.latency.mode, trial=ref)
@@ -211,16 +211,16 @@ def _prune_checkpoints(ctx: SearchContext, strategy: Strategy) -> None:
     from optuna.trial import TrialState
 
     from nas.search._results import pareto_trials
+    from nas.service.artifacts import CHECKPOINTS, checkpoint_trial, delete_artifacts, list_artifacts
 
     running = {t.number for t in ctx.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     keep = {t.number for t in pareto_trials(ctx)} | strategy.pinned_trials(ctx) | running
     best = _best(ctx)
     if best is not None:
         keep.add(best[0])
-    folder = ctx.run_dir / "checkpoints"
-    for path in folder.glob("trial-*.pt"):
-        if int(path.stem.split("-")[1]) not in keep:
-            path.unlink(missing_ok=True)
+    stored = list_artifacts(ctx.storage_url, ctx.study.study_name, prefix=CHECKPOINTS)
+    delete_artifacts(ctx.storage_url, ctx.study.study_name,
+                     [a.name for a in stored if checkpoint_trial(a.name) not in keep])
 
 
 __all__ = ["JobResult", "ProgressCallback", "SearchProgress", "build_context", "run_search"]

@@ -47,7 +47,9 @@ class TrainRequest(BaseModel):
     (pruning by accuracy alone stopped fast candidates a little behind at epoch 2 and kept slow ones the
     reward then ranked last). Needs ``latency_ms`` before training."""
     init_checkpoint: str | None = None
+    """Artifact (of this study, ``nas.service.artifacts``) holding the weights to start from (NetAdapt)."""
     save_checkpoint: str | None = None
+    """Artifact to store the trained weights as, unless the trial is pruned."""
 
     @property
     def needs_latency(self) -> bool:
@@ -154,21 +156,25 @@ def train_candidate(req: TrainRequest) -> TrainOutcome:
     report = _unless_abandoned(req, report)
     init_state = None
     if req.init_checkpoint:
+        import io
+
         from nas.builder import build_model
+        from nas.service.artifacts import read_artifact
         from nas.strategies._shrink import truncate_state
 
-        blob = torch.load(req.init_checkpoint, map_location="cpu", weights_only=True)
-        init_state = truncate_state(_for_these_classes(blob, arch), build_model(arch).state_dict())
+        blob = read_artifact(req.storage_url, req.study_name, req.init_checkpoint)
+        parent = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+        init_state = truncate_state(_for_these_classes(parent, arch), build_model(arch).state_dict())
     result = train_and_evaluate(arch, _dataset(req.dataset), req.recipe, report=report, init_state=init_state)
     checkpoint = None
     if req.save_checkpoint and not result.pruned:
-        from pathlib import Path
+        from nas.export import state_bytes
+        from nas.service.artifacts import put_artifact
 
-        from nas.export import export_state
-
-        export_state(arch, Path(req.save_checkpoint), model=_load_state(arch, result.state_dict),
-                     provenance={"trial": req.trial_number, "study": req.study_name,
-                                 "recipe": req.recipe.model_dump(mode="json"), "dataset": req.dataset.name})
+        content = state_bytes(arch, model=_load_state(arch, result.state_dict),
+                              provenance={"trial": req.trial_number, "study": req.study_name,
+                                          "recipe": req.recipe.model_dump(mode="json"), "dataset": req.dataset.name})
+        put_artifact(req.storage_url, req.study_name, req.save_checkpoint, content)
         checkpoint = req.save_checkpoint
     log.info("trial %d (%s): accuracy %.4f after %d epochs%s", req.trial_number, arch.hash, result.accuracy,
              result.epochs_run, " (pruned)" if result.pruned else "")

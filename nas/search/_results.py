@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from nas.rewards import pareto_front
@@ -78,7 +77,9 @@ def trial_summary(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
 
 def write_outputs(ctx: SearchContext) -> dict[str, Any]:
     """best.json (the architecture), result.json (facts and provenance), pareto.json, and, when the best
-    trial kept its trained weights, best.pt and best.onnx built from them."""
+    trial kept its trained weights, best.pt and best.onnx built from them. The last two are also stored
+    as artifacts of the study (``nas.service.artifacts``; ``result["artifacts"]`` names them), which is
+    where the API serves them from: ``files`` are paths on the machine that ran this."""
     best = best_trial(ctx)
     front = pareto_trials(ctx)
     out = ctx.run_dir
@@ -93,28 +94,42 @@ def write_outputs(ctx: SearchContext) -> dict[str, Any]:
         "best": trial_summary(best) if best else None,
         "pareto": [trial_summary(t) for t in front],
         "files": {},
+        "artifacts": {},
     }
     if best is not None:
         (out / "best.json").write_text(json.dumps(best.user_attrs["architecture"], indent=2) + "\n")
         result["files"]["architecture"] = str(out / "best.json")
-        result["files"].update(_export_best(ctx, best))
+        files, artifacts = _export_best(ctx, best)
+        result["files"].update(files)
+        result["artifacts"].update(artifacts)
     (out / "pareto.json").write_text(json.dumps([t.user_attrs["architecture"] for t in front], indent=2) + "\n")
     result["files"]["pareto"] = str(out / "pareto.json")
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
-def _export_best(ctx: SearchContext, best: optuna.trial.FrozenTrial) -> dict[str, str]:
+def _export_best(ctx: SearchContext, best: optuna.trial.FrozenTrial) -> tuple[dict[str, str], dict[str, str]]:
+    """(local files, artifact names) of best.pt and best.onnx, built from the best trial's checkpoint
+    artifact, whichever worker trained it; nothing when the spec turns export off or the trial kept no weights."""
     checkpoint = best.user_attrs.get("checkpoint")
-    if not ctx.spec.export_onnx or not checkpoint or not Path(checkpoint).is_file():
-        return {}
+    if not ctx.spec.export_onnx or not checkpoint:
+        return {}, {}
+    from nas.errors import NotFoundError
     from nas.export import check_onnx, export_onnx, export_state, load_state
+    from nas.service.artifacts import BEST_ONNX, BEST_STATE, put_file, read_artifact
 
-    arch, model, provenance = load_state(Path(checkpoint))
+    study = ctx.study.study_name
+    try:
+        content = read_artifact(ctx.storage_url, study, checkpoint)
+    except NotFoundError:
+        log.warning("trial %d's checkpoint %s is not stored: no best.pt/best.onnx", best.number, checkpoint)
+        return {}, {}
+    arch, model, provenance = load_state(content, name=checkpoint)
     provenance.update({"device": ctx.spec.device, "latency": best.user_attrs.get("latency"),
-                       "accuracy": best.user_attrs.get("accuracy")})
-    files = {"state": str(export_state(arch, ctx.run_dir / "best.pt", model=model, provenance=provenance))}
-    onnx_path = export_onnx(arch, ctx.run_dir / "best.onnx", model=model)
+                       "accuracy": best.user_attrs.get("accuracy"), "trial": best.number})
+    state_path = export_state(arch, ctx.run_dir / BEST_STATE, model=model, provenance=provenance)
+    onnx_path = export_onnx(arch, ctx.run_dir / BEST_ONNX, model=model)
     check_onnx(arch, onnx_path, model)
-    files["onnx"] = str(onnx_path)
-    return files
+    put_file(ctx.storage_url, study, BEST_STATE, state_path)
+    put_file(ctx.storage_url, study, BEST_ONNX, onnx_path)
+    return {"state": str(state_path), "onnx": str(onnx_path)}, {"state": BEST_STATE, "onnx": BEST_ONNX}

@@ -1,4 +1,4 @@
-"""ORM rows of the service: searches, API tokens and device (latency worker) registrations.
+"""ORM rows of the service: searches, API tokens, device (latency worker) registrations and artifacts.
 
 They live on their own declarative base, not on ``nas.storage.Base``: the latency cache creates its
 tables with ``Base.metadata.create_all``, and if these rows shared that metadata, any process that
@@ -12,7 +12,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    select,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 
@@ -67,6 +81,8 @@ class TokenRow(ServiceBase):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
+    admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """May open the dashboard, which shows every user's searches (``nas token create NAME --admin``)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     @classmethod
@@ -91,3 +107,20 @@ class DeviceRow(ServiceBase):
     @classmethod
     def find(cls, s: Session, profile: str, hostname: str) -> DeviceRow | None:
         return s.scalars(select(cls).where(cls.profile == profile, cls.hostname == hostname)).first()
+
+
+class ArtifactRow(ServiceBase):
+    """A file a search produced (trained weights, ONNX), scoped by its Optuna study: in the database, so every
+    machine of a deployment reads what any worker wrote. Read and written only by ``nas.service.artifacts``."""
+
+    __tablename__ = "nas_artifacts"
+    __table_args__ = (UniqueConstraint("study_name", "name", name="uq_nas_artifacts_study_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_name: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

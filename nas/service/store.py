@@ -109,10 +109,13 @@ class TokenRecord:
     name: str
     prefix: str
     created_at: datetime
+    admin: bool = False
+    """May open the dashboard, which shows every user's searches."""
 
     @classmethod
     def of(cls, row: TokenRow | Row[Any]) -> TokenRecord:
-        return cls(id=row.id, name=row.name, prefix=row.prefix, created_at=_utc(row.created_at))
+        return cls(id=row.id, name=row.name, prefix=row.prefix, created_at=_utc(row.created_at),
+                   admin=bool(row.admin))
 
 
 def json_safe(value: Any) -> Any:
@@ -360,9 +363,9 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(url: str, name: str) -> tuple[TokenRecord, str]:
+def create_token(url: str, name: str, *, admin: bool = False) -> tuple[TokenRecord, str]:
     """Returns the record and the token itself; only its sha256 is stored, so it is shown once.
-    256 random bits make a salt and a slow hash unnecessary."""
+    256 random bits make a salt and a slow hash unnecessary. ``admin``: it may open the dashboard."""
     if not 1 <= len(name) <= 100:
         raise NASError("a token name must be 1 to 100 characters")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -370,7 +373,7 @@ def create_token(url: str, name: str) -> tuple[TokenRecord, str]:
         if TokenRow.by_name(s, name) is not None:
             raise ConflictError(f"a token named {name!r} already exists")
         row = TokenRow(id=uuid.uuid4().hex, name=name, token_hash=token_digest(token), prefix=token[:8],
-                       created_at=utcnow())
+                       admin=admin, created_at=utcnow())
         s.add(row)
         s.flush()
         return TokenRecord.of(row), token

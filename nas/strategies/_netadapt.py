@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 STATE = "netadapt_state"
+SEED_WEIGHTS = "seed-weights.pt"
+"""The study artifact ``strategy.options.seed_weights`` is copied to."""
 
 
 class NetAdaptOptions(StrategyOptions):
@@ -119,8 +121,9 @@ class NetAdaptStrategy(Strategy[NetAdaptOptions]):
         check_member(ctx.space, arch)
         return arch
 
-    def _seed_weights(self, seed: Architecture) -> str | None:
-        """The ``seed_weights`` state file, checked to hold the seed network (the class count may differ)."""
+    def _seed_weights(self, ctx: SearchContext, seed: Architecture) -> str | None:
+        """The ``seed_weights`` state file, checked to hold the seed network (the class count may differ),
+        stored as an artifact of the study so a train worker on any machine starts from it."""
         if self.options.seed_weights is None:
             return None
         import torch
@@ -140,7 +143,10 @@ class NetAdaptStrategy(Strategy[NetAdaptOptions]):
         if held.with_(num_classes=seed.num_classes).hash != seed.hash:
             raise SearchError(f"{field}: {path} holds network {held.hash}, not the seed network "
                               f"({seed.with_(num_classes=held.num_classes).hash} with {held.num_classes} classes)")
-        return str(path.resolve())
+        from nas.service.artifacts import put_file
+
+        put_file(ctx.storage_url, ctx.study.study_name, SEED_WEIGHTS, path)
+        return SEED_WEIGHTS
 
     # -- the strategy interface ------------------------------------------------------------
     def finished(self, ctx: SearchContext) -> bool:
@@ -174,7 +180,7 @@ class NetAdaptStrategy(Strategy[NetAdaptOptions]):
         proposals = []
         for item in state["pending"][:n]:
             if item["kind"] == "seed":  # checked before a trial exists: a refused file leaves none behind
-                init = self._seed_weights(parse_architecture(item["architecture"]))
+                init = self._seed_weights(ctx, parse_architecture(item["architecture"]))
             else:
                 init = state["current"]["checkpoint"]
             trial = ctx.study.ask()
