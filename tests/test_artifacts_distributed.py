@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from .api_support import PG_SERVER, REPO, free_port, pg_unreachable
+from .skips import NOT_APPLICABLE
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
 WAIT = 900.0
@@ -208,7 +209,8 @@ def test_the_best_networks_files_trained_on_other_machines_download_and_run(depl
     with torch.no_grad():
         expected = model.eval()(x).numpy()
     assert logits.shape == (2, 10)
-    assert float(np.max(np.abs(logits - expected))) < 1e-4
+    # float32 rounding differs between the runtimes in proportion to the logits' size (check_onnx's rule)
+    assert float(np.max(np.abs(logits - expected))) < 1e-4 + 1e-3 * float(np.max(np.abs(expected)))
 
     # The result names them, the listing describes them, and only the owner may read them.
     assert search["result"]["artifacts"] == {"state": "best.pt", "onnx": "best.onnx"}
@@ -237,7 +239,7 @@ def test_netadapt_proposals_start_from_weights_another_worker_trained(deployment
     """NetAdapt fine-tunes each proposal from the current network's checkpoint: two train workers, each on its
     own disk, take the proposals, so at least one starts from weights the other one (or the seed's) wrote."""
     if deployment.database_url.startswith("sqlite"):
-        pytest.skip("one backend is enough for this one; the store is covered on both")
+        pytest.skip(f"{NOT_APPLICABLE} one backend is enough for this one; the store is covered on both")
     d = deployment
     owner = _token(d, f"netadapt-{uuid.uuid4().hex[:6]}")
     spec = _spec(d.machine("client") / "netadapt.yaml", name="netadapt", budget={"trials": 4},

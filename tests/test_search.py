@@ -326,3 +326,17 @@ def test_leaving_out_the_resolution_of_a_one_resolution_space_resumes_a_study_th
     several = _space_with_resolutions([160, 224])
     assert (spec_digest(tiny_spec(space=several, latency={"resolution": None}))
             != spec_digest(tiny_spec(space=several, latency={"resolution": 224})))
+
+
+def test_the_same_network_at_another_resolution_is_a_new_candidate_not_a_duplicate() -> None:
+    """The architecture hash leaves the input resolution out (the weights fit both), but latency and the
+    proxy's training differ, so a search over resolutions must evaluate both."""
+    from nas.search._study import candidate_key, completed_by_hash
+
+    study = optuna.create_study()
+    arch = load_space("mobilenetv3-small").sample(seed=1)
+    for resolution in (160, 224):
+        doc = arch.with_(resolution=resolution).model_dump(mode="json")
+        study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={"arch_hash": arch.hash, "architecture": doc}))
+    index = completed_by_hash(study)
+    assert set(index) == {candidate_key(arch.hash, 160), candidate_key(arch.hash, 224)}

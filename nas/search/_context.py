@@ -43,8 +43,12 @@ class SearchContext:
         return self.spec.latency.resolution or max(self.space.definition.resolution)
 
     def decode(self, choices: dict[str, Any]) -> Architecture:
-        """Choices -> architecture (at its chosen deployment resolution) with the dataset's class count."""
-        return self.space.decode(choices, num_classes=self.num_classes)
+        """Choices -> architecture with the dataset's class count, at its chosen deployment resolution, or
+        the spec's where it names one (the space's choice is then left unused, not removed: a study
+        resumed keeps its parameters' distributions)."""
+        arch = self.space.decode(choices, num_classes=self.num_classes)
+        fixed = self.spec.latency.resolution
+        return arch if fixed is None or fixed == arch.resolution else arch.with_(resolution=fixed)
 
     def proxy_resolution(self, arch: Architecture) -> int:
         """The proxy training resolution of a candidate: the recipe's, scaled by the candidate's deployment

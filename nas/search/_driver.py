@@ -21,12 +21,14 @@ from nas.search._executor import Executor, Job, JobResult, LocalExecutor
 from nas.search._records import record_duplicate, record_proposal, record_result
 from nas.search._spec import SearchSpec
 from nas.search._study import (
+    candidate_key,
     completed_by_hash,
     counted_trials,
     make_pruner,
     open_study,
     prunes_before_the_end,
     recover_interrupted,
+    trial_key,
 )
 
 if TYPE_CHECKING:
@@ -55,8 +57,6 @@ def build_context(spec: SearchSpec, strategy: Strategy, *, study_name: str, stor
     from nas.spaces import load_space, parse_space
 
     space = parse_space(spec.space, "spec.space") if isinstance(spec.space, dict) else load_space(spec.space)
-    if spec.latency.resolution is not None:
-        space = space.with_resolutions([spec.latency.resolution])
     num_classes = dataset_classes(spec.proxy.dataset)
     reward_probe = RewardSpec(kind=spec.reward.kind, target_ms=1.0, alpha=spec.reward.alpha, beta=spec.reward.beta)
     ctx = SearchContext(spec=spec, study=None, space=space, num_classes=num_classes,  # type: ignore[arg-type]
@@ -122,8 +122,9 @@ def run_search(spec: SearchSpec, *, study_name: str | None = None, storage_url: 
         from optuna.trial import TrialState
 
         trial = ctx.study._storage.get_trial(p.trial._trial_id)
-        if trial.state is TrialState.COMPLETE and "arch_hash" in trial.user_attrs:
-            by_hash[trial.user_attrs["arch_hash"]] = trial
+        key = trial_key(trial)
+        if trial.state is TrialState.COMPLETE and key is not None:
+            by_hash[key] = trial
 
     try:
         progress("started")
@@ -137,7 +138,8 @@ def run_search(spec: SearchSpec, *, study_name: str | None = None, storage_url: 
             jobs, by_number = [], {}
             for p in proposals:
                 by_number[p.trial.number] = p
-                earlier = by_hash.get(p.arch.hash) if not p.init_checkpoint else None
+                key = candidate_key(p.arch.hash, p.arch.resolution)
+                earlier = by_hash.get(key) if not p.init_checkpoint else None
                 if earlier is not None:
                     result = record_duplicate(ctx, p, earlier)
                     remember(p)

@@ -129,11 +129,25 @@ def counted_trials(study: optuna.Study) -> int:
     return sum(1 for t in study.get_trials(deepcopy=False, states=states) if not t.user_attrs.get("interrupted"))
 
 
+def candidate_key(arch_hash: str, resolution: int) -> str:
+    """What makes two candidates the same evaluation: the network (its hash leaves the input resolution
+    out) at the same deployment resolution, which changes its latency and its proxy training."""
+    return f"{arch_hash}@{resolution}"
+
+
+def trial_key(t: optuna.trial.FrozenTrial) -> str | None:
+    """The ``candidate_key`` of a recorded trial, or None for one without an architecture."""
+    if "arch_hash" not in t.user_attrs:
+        return None
+    return candidate_key(t.user_attrs["arch_hash"], int(t.user_attrs["architecture"]["resolution"]))
+
+
 def completed_by_hash(study: optuna.Study) -> dict[str, optuna.trial.FrozenTrial]:
+    """Completed trials by ``candidate_key``."""
     from optuna.trial import TrialState
 
-    return {t.user_attrs["arch_hash"]: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if "arch_hash" in t.user_attrs}
+    found = ((trial_key(t), t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    return {key: t for key, t in found if key is not None}
 
 
 def end_running(storage_url: str, study_name: str, reason: str) -> list[int]:

@@ -28,11 +28,6 @@ class SearchSpace:
     def name(self) -> str:
         return self.definition.name
 
-    def with_resolutions(self, resolutions: list[int]) -> SearchSpace:
-        """The same space deployed at these resolutions only (a spec that fixes the resolution)."""
-        definition = self.definition.model_copy(update={"resolution": list(resolutions)})
-        return SearchSpace(type(definition).model_validate(definition.model_dump()), self.source)
-
     @property
     def bn(self) -> BatchNorm:
         """The BatchNorm settings of every member (PyTorch's defaults unless the space names others)."""
