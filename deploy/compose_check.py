@@ -1,0 +1,163 @@
+"""What deploy/compose-test checks once the compose deployment is up and healthy.
+
+A user's path through it: a token made inside the API container, a spec submitted with the host's CLI to the
+API published on 127.0.0.1, the train worker's container killed (SIGKILL) while a trial trains and started
+again, the search watched to success, every trial stored once (read from the search's Optuna study inside the
+API container, which alone reaches PostgreSQL), the best architecture fetched and equal to the study's best,
+and the dashboard serving the study. Every step prints one line with its elapsed time; a failure is an
+AssertionError or CalledProcessError naming the step.
+
+    python deploy/compose_check.py --compose "docker-compose -p P -f ... -f ..." \\
+        --api http://127.0.0.1:8000 --dashboard http://127.0.0.1:8080 SPEC
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+START = time.monotonic()
+
+# Run inside the API container: the study's trials as JSON (number, state, value, user attributes that matter).
+STUDY_DUMP = """
+import json, sys
+import optuna
+from nas.search._study import rdb_storage
+from nas.settings import get_settings
+study = optuna.load_study(study_name="search-" + sys.argv[1],
+                          storage=rdb_storage(get_settings().resolved_database_url()))
+keys = ("architecture", "interrupted", "outcome.train", "outcome.latency", "accuracy")
+print(json.dumps([{"number": t.number, "state": t.state.name, "value": t.value,
+                   "attrs": {k: t.user_attrs[k] for k in keys if k in t.user_attrs}} for t in study.trials]))
+"""
+
+
+def log(message: str) -> None:
+    sys.stdout.write(f"compose-test [{time.monotonic() - START:6.1f} s] {message}\n")
+    sys.stdout.flush()
+
+
+def run(cmd: list[str], timeout: float = 300, env: dict[str, str] | None = None, stdin: str | None = None) -> str:
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, input=stdin)
+    if done.returncode != 0:
+        raise subprocess.CalledProcessError(done.returncode, shlex.join(cmd), done.stdout, done.stderr)
+    return done.stdout
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class Deployment:
+    def __init__(self, compose: list[str], api: str, dashboard: str) -> None:
+        self.compose, self.api, self.dashboard = compose, api, dashboard
+        self.cli_env = {k: v for k, v in os.environ.items() if not k.startswith("NAS_")}
+        self.cli_env["NAS_API_URL"] = api
+
+    def container(self, service: str) -> str:
+        ids = run([*self.compose, "ps", "-q", service]).split()
+        assert len(ids) == 1, f"expected one {service} container, found {ids}"
+        return ids[0]
+
+    def in_api(self, *args: str, stdin: str | None = None) -> str:
+        return run([*self.compose, "exec", "-T", "api", *args], stdin=stdin)
+
+    def nas(self, *args: str, timeout: float = 120) -> str:
+        """The host's CLI against the published API port."""
+        return run([sys.executable, "-m", "nas", *args], timeout=timeout, env=self.cli_env)
+
+    def trials(self, search_id: str) -> list[dict[str, Any]]:
+        try:
+            return json.loads(self.in_api("python", "-c", STUDY_DUMP, search_id).strip().splitlines()[-1])
+        except subprocess.CalledProcessError as exc:
+            if "KeyError" in exc.stderr:  # the driver has not created the study yet
+                return []
+            raise
+
+
+def check(dep: Deployment, spec: Path) -> None:
+    budget = int(yaml.safe_load(spec.read_text())["budget"]["trials"])
+    token = dep.in_api("nas", "token", "create", "compose-test").strip().splitlines()[-1]
+    dep.cli_env["NAS_API_TOKEN"] = token
+    log("token created inside the api container")
+
+    search_id = dep.nas("submit", str(spec)).strip().splitlines()[-1]
+    log(f"submitted {spec} from the host: search {search_id}")
+
+    def training() -> bool:
+        return any(t["state"] == "RUNNING" and "architecture" in t["attrs"] and "outcome.train" not in t["attrs"]
+                   for t in dep.trials(search_id))
+
+    wait_for(training, 600, "a trial in training")
+    time.sleep(3)  # inside the training loop by now
+    worker = dep.container("train-worker")
+    run(["docker", "kill", worker])
+    log(f"killed the train-worker container {worker[:12]} mid-trial")
+    run(["docker", "start", worker])
+    log("started it again")
+
+    dep.nas("status", search_id, "--watch", "--interval", "2", timeout=900)
+    status = json.loads(dep.nas("status", search_id, "--json"))
+    assert status["status"] == "succeeded", status
+    log(f"search {search_id} succeeded")
+
+    trials = dep.trials(search_id)
+    complete = [t for t in trials if t["state"] == "COMPLETE"]
+    counted = [t for t in trials if not t["attrs"].get("interrupted")]
+    assert len(complete) == budget, f"{len(complete)} complete trials for a budget of {budget}: {trials}"
+    assert len(counted) == budget, f"{len(counted)} counted trials for a budget of {budget}: {trials}"
+    assert len({t["number"] for t in trials}) == len(trials)
+    for t in complete:
+        assert "outcome.train" in t["attrs"] and "outcome.latency" in t["attrs"], t
+    log(f"{budget} trials complete, each stored once ({len(trials) - len(counted)} interrupted by the kill)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dep.nas("best", search_id, "-o", f"{tmp}/best.json")
+        best = json.loads(Path(tmp, "best.json").read_text())
+    top = max(complete, key=lambda t: t["value"])
+    assert best == top["attrs"]["architecture"], "GET /searches/{id}/best is not the study's best trial"
+    log(f"best architecture fetched: trial {top['number']}")
+
+    page = httpx.get(f"{dep.dashboard}/", timeout=30, follow_redirects=True)
+    assert page.status_code == 200 and "optuna" in page.text.lower(), (page.status_code, page.text[:500])
+    studies = httpx.get(f"{dep.dashboard}/api/studies", timeout=30).json()
+    names = [s.get("study_name") for s in studies.get("studies", [])]
+    assert f"search-{search_id}" in names, names
+    log("dashboard page served, the search's study listed")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compose", required=True, help="the docker-compose command with -p and -f options")
+    parser.add_argument("--api", required=True, help="published API base URL (127.0.0.1)")
+    parser.add_argument("--dashboard", required=True, help="published dashboard base URL (127.0.0.1)")
+    parser.add_argument("spec", type=Path)
+    args = parser.parse_args()
+    try:
+        check(Deployment(shlex.split(args.compose), args.api, args.dashboard), args.spec)
+    except subprocess.CalledProcessError as exc:
+        output = (exc.stdout or "")[-2000:] + (exc.stderr or "")[-3000:]
+        log(f"FAILED: `{exc.cmd}` exited with {exc.returncode}\n{output}")
+        sys.exit(1)
+    log("all checks passed")
+
+
+if __name__ == "__main__":
+    main()
