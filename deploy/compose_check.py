@@ -44,6 +44,14 @@ print(json.dumps([{"number": t.number, "state": t.state.name, "value": t.value,
 """
 
 
+PASSED: list[str] = []  # the checks passed so far, for the summary line deploy/compose-test prints last
+
+
+def passed(message: str) -> None:
+    PASSED.append(message)
+    log(message)
+
+
 def log(message: str) -> None:
     sys.stdout.write(f"compose-test [{time.monotonic() - START:6.1f} s] {message}\n")
     sys.stdout.flush()
@@ -96,10 +104,10 @@ def check(dep: Deployment, spec: Path) -> None:
     budget = int(yaml.safe_load(spec.read_text())["budget"]["trials"])
     token = dep.in_api("nas", "token", "create", "compose-test").strip().splitlines()[-1]
     dep.cli_env["NAS_API_TOKEN"] = token
-    log("token created inside the api container")
+    passed("token created inside the api container")
 
     search_id = dep.nas("submit", str(spec)).strip().splitlines()[-1]
-    log(f"submitted {spec} from the host: search {search_id}")
+    passed(f"submitted {spec} from the host: search {search_id}")
 
     def training() -> bool:
         return any(t["state"] == "RUNNING" and "architecture" in t["attrs"] and "outcome.train" not in t["attrs"]
@@ -109,14 +117,14 @@ def check(dep: Deployment, spec: Path) -> None:
     time.sleep(3)  # inside the training loop by now
     worker = dep.container("train-worker")
     run(["docker", "kill", worker])
-    log(f"killed the train-worker container {worker[:12]} mid-trial")
+    passed(f"killed the train-worker container {worker[:12]} mid-trial")
     run(["docker", "start", worker])
-    log("started it again")
+    passed("started it again")
 
     dep.nas("status", search_id, "--watch", "--interval", "2", timeout=900)
     status = json.loads(dep.nas("status", search_id, "--json"))
     assert status["status"] == "succeeded", status
-    log(f"search {search_id} succeeded")
+    passed(f"search {search_id} succeeded")
 
     trials = dep.trials(search_id)
     complete = [t for t in trials if t["state"] == "COMPLETE"]
@@ -126,21 +134,21 @@ def check(dep: Deployment, spec: Path) -> None:
     assert len({t["number"] for t in trials}) == len(trials)
     for t in complete:
         assert "outcome.train" in t["attrs"] and "outcome.latency" in t["attrs"], t
-    log(f"{budget} trials complete, each stored once ({len(trials) - len(counted)} interrupted by the kill)")
+    passed(f"{budget} trials complete, each stored once ({len(trials) - len(counted)} interrupted by the kill)")
 
     with tempfile.TemporaryDirectory() as tmp:
         dep.nas("best", search_id, "-o", f"{tmp}/best.json")
         best = json.loads(Path(tmp, "best.json").read_text())
     top = max(complete, key=lambda t: t["value"])
     assert best == top["attrs"]["architecture"], "GET /searches/{id}/best is not the study's best trial"
-    log(f"best architecture fetched: trial {top['number']}")
+    passed(f"best architecture fetched: trial {top['number']}")
 
     page = httpx.get(f"{dep.dashboard}/", timeout=30, follow_redirects=True)
     assert page.status_code == 200 and "optuna" in page.text.lower(), (page.status_code, page.text[:500])
     studies = httpx.get(f"{dep.dashboard}/api/studies", timeout=30).json()
-    names = [s.get("study_name") for s in studies.get("studies", [])]
+    names = [s.get("study_name") for s in studies.get("study_summaries", [])]
     assert f"search-{search_id}" in names, names
-    log("dashboard page served, the search's study listed")
+    passed("dashboard page served, the search's study listed")
 
 
 def main() -> None:
@@ -148,15 +156,21 @@ def main() -> None:
     parser.add_argument("--compose", required=True, help="the docker-compose command with -p and -f options")
     parser.add_argument("--api", required=True, help="published API base URL (127.0.0.1)")
     parser.add_argument("--dashboard", required=True, help="published dashboard base URL (127.0.0.1)")
+    parser.add_argument("--summary", type=Path, help="write 'N passed, M failed' here")
     parser.add_argument("spec", type=Path)
     args = parser.parse_args()
+    failed = 1
     try:
         check(Deployment(shlex.split(args.compose), args.api, args.dashboard), args.spec)
+        failed = 0
+        log("all checks passed")
     except subprocess.CalledProcessError as exc:
         output = (exc.stdout or "")[-2000:] + (exc.stderr or "")[-3000:]
         log(f"FAILED: `{exc.cmd}` exited with {exc.returncode}\n{output}")
         sys.exit(1)
-    log("all checks passed")
+    finally:
+        if args.summary:
+            args.summary.write_text(f"{len(PASSED)} passed, {failed} failed\n")
 
 
 if __name__ == "__main__":
