@@ -1,11 +1,11 @@
 """What deploy/compose-test checks once the compose deployment is up and healthy.
 
 A user's path through it: a token made inside the API container, a spec submitted with the host's CLI to the
-API published on 127.0.0.1, the train worker's container killed (SIGKILL) while a trial trains and started
-again, the search watched to success, every trial stored once (read from the search's Optuna study inside the
-API container, which alone reaches PostgreSQL), the best architecture fetched and equal to the study's best,
-and the dashboard serving the study. Every step prints one line with its elapsed time; a failure is an
-AssertionError or CalledProcessError naming the step.
+API published on 127.0.0.1, the train worker's container killed (SIGKILL) once its log shows a trial in
+training for 3 s and started again, the search watched to success, every trial stored once (read from the
+search's Optuna study inside the API container, which alone reaches PostgreSQL), the best architecture
+fetched and equal to the study's best, and the dashboard serving the study. Every step prints one line with
+its elapsed time; a failure is an AssertionError or CalledProcessError naming the step.
 
     python deploy/compose_check.py --compose "docker-compose -p P -f ... -f ..." \\
         --api http://127.0.0.1:8000 --dashboard http://127.0.0.1:8080 SPEC
@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +64,6 @@ def run(cmd: list[str], timeout: float = 300, env: dict[str, str] | None = None,
     return done.stdout
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 class Deployment:
     def __init__(self, compose: list[str], api: str, dashboard: str) -> None:
         self.compose, self.api, self.dashboard = compose, api, dashboard
@@ -100,6 +91,27 @@ class Deployment:
             raise
 
 
+    def training_tasks(self, container: str) -> set[str]:
+        """Train tasks the container's worker received and has not finished, from its log (Celery logs both)."""
+        done = subprocess.run(["docker", "logs", container], capture_output=True, text=True, timeout=60)
+        text = done.stdout + done.stderr
+        received = set(re.findall(r"Task nas\.train\[([^\]]+)\] received", text))
+        return received - set(re.findall(r"Task nas\.train\[([^\]]+)\] (?:succeeded|failed|raised|retry)", text))
+
+    def wait_until_training(self, container: str, seconds: float, timeout: float) -> str:
+        """A train task the worker has been running for ``seconds``: the kill then lands inside training."""
+        first_seen: dict[str, float] = {}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now, running = time.monotonic(), self.training_tasks(container)
+            first_seen = {t: first_seen.get(t, now) for t in running}
+            long_enough = [t for t, at in first_seen.items() if now - at >= seconds]
+            if long_enough:
+                return long_enough[0]
+            time.sleep(0.5)
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {container[:12]} to train a trial")
+
+
 def check(dep: Deployment, spec: Path) -> None:
     budget = int(yaml.safe_load(spec.read_text())["budget"]["trials"])
     token = dep.in_api("nas", "token", "create", "compose-test").strip().splitlines()[-1]
@@ -109,15 +121,10 @@ def check(dep: Deployment, spec: Path) -> None:
     search_id = dep.nas("submit", str(spec)).strip().splitlines()[-1]
     passed(f"submitted {spec} from the host: search {search_id}")
 
-    def training() -> bool:
-        return any(t["state"] == "RUNNING" and "architecture" in t["attrs"] and "outcome.train" not in t["attrs"]
-                   for t in dep.trials(search_id))
-
-    wait_for(training, 600, "a trial in training")
-    time.sleep(3)  # inside the training loop by now
     worker = dep.container("train-worker")
+    task = dep.wait_until_training(worker, seconds=3.0, timeout=600)
     run(["docker", "kill", worker])
-    passed(f"killed the train-worker container {worker[:12]} mid-trial")
+    passed(f"killed the train-worker container {worker[:12]} while it ran {task}")
     run(["docker", "start", worker])
     passed("started it again")
 
@@ -134,7 +141,7 @@ def check(dep: Deployment, spec: Path) -> None:
     assert len({t["number"] for t in trials}) == len(trials)
     for t in complete:
         assert "outcome.train" in t["attrs"] and "outcome.latency" in t["attrs"], t
-    passed(f"{budget} trials complete, each stored once ({len(trials) - len(counted)} interrupted by the kill)")
+    passed(f"{budget} trials complete, each stored once ({len(trials) - len(counted)} more marked interrupted)")
 
     with tempfile.TemporaryDirectory() as tmp:
         dep.nas("best", search_id, "-o", f"{tmp}/best.json")
