@@ -134,14 +134,18 @@ def check(dep: Deployment, spec: Path) -> None:
     passed(f"search {search_id} succeeded")
 
     trials = dep.trials(search_id)
-    complete = [t for t in trials if t["state"] == "COMPLETE"]
+    # A pruned trial is finished too (the quickstart's median pruner stops some): it counts toward the budget.
+    finished = [t for t in trials if t["state"] in ("COMPLETE", "PRUNED")]
     counted = [t for t in trials if not t["attrs"].get("interrupted")]
-    assert len(complete) == budget, f"{len(complete)} complete trials for a budget of {budget}: {trials}"
+    assert len(finished) == budget, f"{len(finished)} finished trials for a budget of {budget}: {trials}"
     assert len(counted) == budget, f"{len(counted)} counted trials for a budget of {budget}: {trials}"
     assert len({t["number"] for t in trials}) == len(trials)
-    for t in complete:
+    for t in finished:
         assert "outcome.train" in t["attrs"] and "outcome.latency" in t["attrs"], t
-    passed(f"{budget} trials complete, each stored once ({len(trials) - len(counted)} more marked interrupted)")
+    complete = [t for t in finished if t["state"] == "COMPLETE"]
+    assert complete, "no trial completed"
+    passed(f"{budget} trials finished ({len(complete)} complete), each stored once "
+           f"({len(trials) - len(counted)} more marked interrupted)")
 
     with tempfile.TemporaryDirectory() as tmp:
         dep.nas("best", search_id, "-o", f"{tmp}/best.json")
