@@ -1,24 +1,43 @@
-"""Weight sharing: one supernet per mbconv space, subnets extracted as static networks with their weights.
+"""Weight sharing: one supernet per mbconv space, trained with the sandwich rule and in-place
+distillation; subnets evaluated one-shot or extracted as static networks with their weights.
 
-Importing this package imports torch (the supernet is a module); the CLI and the search import it lazily.
+Importing this package does not import torch (the spec is validated by the API and the search); the
+names that need torch are loaded on first use.
 """
 
 from __future__ import annotations
 
-from nas.supernet._extract import extract
-from nas.supernet._layers import bn_settings
-from nas.supernet._model import SuperBlock, Supernet
-from nas.supernet._sampling import extreme_choices, largest_architecture, sandwich, smallest_architecture
-from nas.supernet._sort import sort_channels
+import importlib
+from typing import Any
 
-__all__ = [
-    "SuperBlock",
-    "Supernet",
-    "bn_settings",
-    "extract",
-    "extreme_choices",
-    "largest_architecture",
-    "sandwich",
-    "smallest_architecture",
-    "sort_channels",
-]
+from nas.supernet._spec import SandwichSpec, SupernetSpec, load_supernet_spec, parse_supernet_spec
+
+_LAZY = {
+    "extract": "_extract",
+    "bn_settings": "_layers",
+    "SuperBlock": "_model",
+    "Supernet": "_model",
+    "OneShotResult": "_oneshot",
+    "evaluate_subnet": "_oneshot",
+    "oneshot_data": "_oneshot",
+    "extreme_choices": "_sampling",
+    "largest_architecture": "_sampling",
+    "sandwich": "_sampling",
+    "smallest_architecture": "_sampling",
+    "sort_channels": "_sort",
+    "LoadedSupernet": "_store",
+    "load_supernet": "_store",
+    "resolve": "_store",
+    "run_dir": "_store",
+    "save_supernet": "_store",
+    "SupernetProgress": "_train",
+    "train_supernet": "_train",
+}
+
+__all__ = ["SandwichSpec", "SupernetSpec", "load_supernet_spec", "parse_supernet_spec", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"nas.supernet.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'nas.supernet' has no attribute {name!r}")
