@@ -102,6 +102,10 @@ def test_the_cli_trains_evaluates_one_shot_and_extracts_a_subnet(tmp_path: Path)
 
     _, _, provenance = load_state(state)
     assert provenance["supernet"].endswith("supernet.pt")
+    fitted = _nas(tmp_path, "supernet", "predictor", "cli", "--samples", "8", "-q")
+    assert fitted.returncode == 0, fitted.stderr
+    report = json.loads(fitted.stdout)
+    assert report["samples"] == 8 and Path(report["file"]).name == "predictor.json"
     missing = _nas(tmp_path, "supernet", "eval", "nope", str(arch_file))
     assert missing.returncode == 2 and "unknown supernet 'nope'" in missing.stderr
 

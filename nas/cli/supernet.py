@@ -90,3 +90,24 @@ def extract(supernet: SupernetArg, arch_name: ArchArg,
         "supernet": str(loaded.path), "supernet_fingerprint": loaded.meta.get("fingerprint"),
         "dataset": loaded.meta.get("dataset"), "weights": "inherited (BN statistics as trained in the supernet)"})
     err_console.print(f"wrote {output}")
+
+
+@app.command()
+def predictor(supernet: SupernetArg,
+              samples: Annotated[int, typer.Option("--samples", min=8, help="Subnets evaluated one-shot.")] = 200,
+              seed: Annotated[int, typer.Option("--seed")] = 0,
+              output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: predictor.json beside "
+                                                          "the supernet file.")] = None,
+              quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False) -> None:
+    """Fit an accuracy predictor on random subnets evaluated one-shot; reports its held-out Kendall tau."""
+    from nas.supernet import fit_predictor, load_supernet
+
+    loaded = load_supernet(supernet)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, disable=quiet) as bar:
+        task = bar.add_task("one-shot evaluations", total=samples)
+        fitted, report = fit_predictor(loaded, samples, seed=seed,
+                                       on_sample=lambda done, _total: bar.update(task, completed=done))
+    path = fitted.save(output or loaded.path.with_name("predictor.json"),
+                       {"supernet": str(loaded.path), "report": report})
+    print_json({"file": str(path), **report})
