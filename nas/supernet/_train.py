@@ -10,16 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import random
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.errors import SupernetError
+from nas.interrupts import deferred_interrupt
 from nas.supernet._spec import SupernetSpec
 
 if TYPE_CHECKING:
@@ -48,26 +46,6 @@ class _State:
     step: int = 0
     sorted_channels: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-@contextmanager
-def _deferred_interrupt() -> Iterator[list[bool]]:
-    """SIGINT sets a flag the loop checks after each step (main thread only; elsewhere a no-op)."""
-    flag = [False]
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(_sig: int, _frame: object) -> None:
-        if flag[0]:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        flag[0] = True
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _optimizer(net: Supernet, spec: SupernetSpec) -> torch.optim.Optimizer:
@@ -142,7 +120,7 @@ def train_supernet(spec: SupernetSpec, out_dir: Path, *, fresh: bool = False,
         total = len(ends) * r.epochs
         big, small = largest_architecture(space, data.num_classes), smallest_architecture(space, data.num_classes)
         last_eval: dict[str, float] = state.history[-1] if state.history else {}
-        with _deferred_interrupt() as interrupted:
+        with deferred_interrupt() as interrupted:
             for epoch in range(state.epoch, r.epochs):
                 phase = "largest" if epoch < spec.largest_epochs else "sandwich"
                 if phase == "sandwich" and spec.largest_epochs and not state.sorted_channels:
