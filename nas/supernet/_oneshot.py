@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, overload
 
 from nas.arch import Architecture
 
 if TYPE_CHECKING:
     import torch
+    from torch import nn
 
     from nas.data import DatasetSpec
     from nas.supernet._model import Supernet
@@ -29,9 +30,19 @@ class OneShotResult:
     calibration_examples: int
 
 
+@overload
 def evaluate_subnet(supernet: Supernet, arch: Architecture, calib_x: torch.Tensor, val_x: torch.Tensor,
-                    val_y: torch.Tensor, batch_size: int = 256) -> OneShotResult:
-    """Validation accuracy of ``arch`` with the supernet's weights and BN statistics from ``calib_x``."""
+                    val_y: torch.Tensor, batch_size: int = ..., *, return_model: Literal[False] = ...
+                    ) -> OneShotResult: ...
+@overload
+def evaluate_subnet(supernet: Supernet, arch: Architecture, calib_x: torch.Tensor, val_x: torch.Tensor,
+                    val_y: torch.Tensor, batch_size: int = ..., *, return_model: Literal[True]
+                    ) -> tuple[OneShotResult, nn.Module]: ...
+def evaluate_subnet(supernet: Supernet, arch: Architecture, calib_x: torch.Tensor, val_x: torch.Tensor,
+                    val_y: torch.Tensor, batch_size: int = 256, *, return_model: bool = False
+                    ) -> OneShotResult | tuple[OneShotResult, nn.Module]:
+    """Validation accuracy of ``arch`` with the supernet's weights and BN statistics from ``calib_x``
+    (and, with ``return_model``, the recalibrated static network)."""
     from nas.proxies._speed import crop_depthwise_kernels
     from nas.proxies._train import evaluate, recalibrate_bn
     from nas.supernet._extract import extract
@@ -41,7 +52,8 @@ def evaluate_subnet(supernet: Supernet, arch: Architecture, calib_x: torch.Tenso
     crop_depthwise_kernels(net)  # exact, and much faster for 7x7 kernels on the last stages' tiny maps
     recalibrate_bn(net, calib_x, batch_size)
     accuracy = evaluate(net, val_x, val_y, batch_size)
-    return OneShotResult(accuracy, time.perf_counter() - start, int(len(calib_x)))
+    result = OneShotResult(accuracy, time.perf_counter() - start, int(len(calib_x)))
+    return (result, net) if return_model else result
 
 
 def oneshot_data(loaded: LoadedSupernet, calibration: int = 512, seed: int = 0,
