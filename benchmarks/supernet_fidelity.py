@@ -32,6 +32,15 @@ def kendall(a: list[float], b: list[float]) -> float:
     return float(kendalltau(a, b).statistic)
 
 
+def _earlier(path: Path | None, arch_hash: str, seed: int) -> dict[str, Any] | None:
+    if path is None or not path.is_file():
+        return None
+    for entry in json.loads(path.read_text()).get("subnets", []):
+        if entry["arch_hash"] == arch_hash and str(seed) in entry["standalone"]:
+            return dict(entry["standalone"][str(seed)])
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=30)
@@ -41,6 +50,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--note", default="")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--reuse", type=Path, help="An earlier fidelity.json: reuse its stand-alone results for "
+                        "the same architectures and seeds (stand-alone training does not depend on the supernet).")
     args = parser.parse_args()
 
     import torch
@@ -88,6 +99,10 @@ def main() -> None:
         entry: dict[str, Any] = {"index": i, "arch_hash": arch.hash, "oneshot_accuracy": one.accuracy,
                                  "oneshot_seconds": round(one.seconds, 4), "standalone": {}}
         for seed in args.seeds:
+            earlier = _earlier(args.reuse, arch.hash, seed)
+            if earlier is not None:
+                entry["standalone"][str(seed)] = {**earlier, "reused_from": str(args.reuse)}
+                continue
             recipe = TrainRecipe(epochs=args.standalone_epochs, resolution=32, seed=seed, threads=args.threads)
             res = train_and_evaluate(arch, data, recipe)
             entry["standalone"][str(seed)] = {"accuracy": res.accuracy, "seconds": round(res.train_seconds, 2)}

@@ -53,9 +53,10 @@ def _se(dst: SqueezeExcite, src: ElasticSE) -> None:
 def _block(dst: MBConv, src: SuperBlock, groups: int, kernel: int) -> None:
     convs = [m for m in dst.body if isinstance(m, ConvBNAct)]
     ses = [m for m in dst.body if isinstance(m, SqueezeExcite)]
+    expand, expand_bn, project_conv, project_bn = src.parts(groups)
     if len(convs) == 3:
-        assert src.expand is not None and src.expand_bn is not None
-        _conv_bn(convs.pop(0), src.expand, src.expand_bn, groups)
+        assert expand is not None and expand_bn is not None
+        _conv_bn(convs.pop(0), expand, expand_bn, groups)
     dw, project = convs
     dw_conv = dw[0]
     assert isinstance(dw_conv, nn.Conv2d)
@@ -64,7 +65,7 @@ def _block(dst: MBConv, src: SuperBlock, groups: int, kernel: int) -> None:
     if ses:
         assert src.se is not None
         _se(ses[0], src.se)
-    _conv_bn(project, src.project, src.project_bn, groups)
+    _conv_bn(project, project_conv, project_bn, groups)
 
 
 def _linear(dst: nn.Module, src: ElasticLinear) -> None:

@@ -2,7 +2,8 @@
 
 Largest-first slicing keeps the first ``mid`` channels of a block, so those should be the ones that
 matter most. As in once-for-all, a channel's importance is the L1 norm of the weights that read it (the
-project 1x1 conv's column; the SE expand conv's column for squeeze channels). The permutation is applied
+dense project 1x1 conv's column; the SE expand conv's column for squeeze channels; the 1x1 convs of the
+other group counts get the same permutation). The permutation is applied
 to every tensor indexed by the channel, so the largest (dense) subnet computes exactly the same function
 before and after; smaller subnets then inherit the most important channels.
 """
@@ -28,11 +29,15 @@ def _bn_rows(bn: ElasticBN, order: torch.Tensor) -> None:
 def _sort_block(block: SuperBlock) -> None:
     if block.expand is None:  # the depthwise runs on the block's input: its order is the previous layer's
         return
-    importance = block.project.weight.abs().sum(dim=(0, 2, 3))
-    order = torch.argsort(importance, descending=True, stable=True)
-    assert block.expand_bn is not None
-    _rows(block.expand.weight, order)
-    _bn_rows(block.expand_bn, order)
+    dense = min(int(g) for g in block.project)  # what the largest subnet uses; its function is preserved
+    project = block.parts(dense)[2]
+    order = torch.argsort(project.weight.abs().sum(dim=(0, 2, 3)), descending=True, stable=True)
+    for g in block.project:
+        expand, expand_bn, proj, _ = block.parts(int(g))
+        assert expand is not None and expand_bn is not None
+        _rows(expand.weight, order)
+        _bn_rows(expand_bn, order)
+        proj.weight.copy_(proj.weight[:, order])
     _rows(block.dw.weight, order)
     _bn_rows(block.dw_bn, order)
     if block.se is not None:
@@ -45,7 +50,6 @@ def _sort_block(block: SuperBlock) -> None:
         _rows(se.fc1.weight, squeeze)
         _rows(se.fc1.bias, squeeze)
         se.fc2.weight.copy_(se.fc2.weight[:, squeeze])
-    block.project.weight.copy_(block.project.weight[:, order])
 
 
 def sort_channels(supernet: Supernet) -> None:
