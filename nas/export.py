@@ -36,7 +36,10 @@ def export_onnx(arch: Architecture, path: Path, *, model: Any = None, opset: int
 
 
 def check_onnx(arch: Architecture, path: Path, model: Any, atol: float = 1e-4) -> float:
-    """Largest absolute difference between ONNX Runtime and PyTorch on one random input; raises above atol."""
+    """Largest absolute difference between ONNX Runtime and PyTorch on one random input; raises above
+    ``atol`` times the largest logit's magnitude (when above 1). A briefly trained or inherited-weight network
+    can answer random noise with logits of 1e3-1e5, where float32 rounding alone differs by more than 1e-4
+    between the runtimes (measured: 3.9e-4 on logits near 1e3, 0.37 on logits near 7e4)."""
     import numpy as np
     import onnxruntime as ort
     import torch
@@ -47,8 +50,9 @@ def check_onnx(arch: Architecture, path: Path, model: Any, atol: float = 1e-4) -
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {"input": x.numpy()})[0]
     diff = float(np.max(np.abs(got - expected)))
-    if diff > atol:
-        raise ExportError(f"ONNX output differs from PyTorch by {diff:.2e} (> {atol:g})")
+    tolerance = atol * max(1.0, float(np.max(np.abs(expected))))
+    if diff > tolerance:
+        raise ExportError(f"ONNX output differs from PyTorch by {diff:.2e} (> {tolerance:.2g})")
     return diff
 
 

@@ -39,18 +39,6 @@ def _save(path: Path, blob: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def _onnx_tolerance(arch: Architecture, model: Any) -> float:
-    """check_onnx's absolute 1e-4, relative to the logits' scale on its probe input: a briefly trained network
-    can answer random noise at the deployment resolution with logits of 1e4, where float32 rounding alone
-    differs by more than 1e-4 between runtimes."""
-    import torch
-
-    x = torch.randn(2, 3, arch.resolution, arch.resolution, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        scale = float(model.eval()(x).abs().max())
-    return 1e-4 * max(1.0, scale)
-
-
 def train_network(arch: Architecture, job: TrainJob, out_dir: Path, *, fresh: bool = False, onnx: bool = True,
                   on_progress: Callable[[TrainProgress], None] | None = None) -> dict[str, Any]:
     """Train ``arch`` as ``job`` says into ``out_dir`` (model.pt, model.onnx, summary.json); returns the summary."""
@@ -165,7 +153,7 @@ def train_network(arch: Architecture, job: TrainJob, out_dir: Path, *, fresh: bo
     files = {"state": str(export_state(arch, out_dir / "model.pt", model=static, provenance=summary))}
     if onnx:
         path = export_onnx(arch, out_dir / "model.onnx", model=static)
-        check_onnx(arch, path, static, atol=_onnx_tolerance(arch, static))
+        check_onnx(arch, path, static)
         files["onnx"] = str(path)
     summary["files"] = files
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
