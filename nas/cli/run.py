@@ -23,6 +23,10 @@ def run(spec_file: Annotated[Path, typer.Argument(help="Search spec (YAML); see 
 
     spec = load_spec(spec_file)
     load_profile(spec.device)  # embedded runs measure here: an unknown device is one line now, not failed trials
+    if spec.proxy.supernet is not None:  # likewise an unknown supernet
+        from nas.supernet import resolve
+
+        resolve(spec.proxy.supernet)
     if trials is not None:
         spec = spec.model_copy(update={"budget": spec.budget.model_copy(update={"trials": trials})})
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")

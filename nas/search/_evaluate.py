@@ -48,6 +48,8 @@ class TrainRequest(BaseModel):
     reward then ranked last). Needs ``latency_ms`` before training."""
     init_checkpoint: str | None = None
     save_checkpoint: str | None = None
+    supernet: str | None = None
+    """Evaluate one-shot with this supernet's weights instead of training (``proxy.supernet``)."""
 
     @property
     def needs_latency(self) -> bool:
@@ -113,6 +115,10 @@ def dataset_classes(spec: DatasetSpec) -> int:
 
 def train_candidate(req: TrainRequest) -> TrainOutcome:
     """Proxy-train one candidate; pruning decisions come from the study's pruner through RDB storage."""
+    if req.supernet is not None:
+        from nas.supernet._trial import oneshot_trial
+
+        return oneshot_trial(req)
     import optuna
     import torch
 

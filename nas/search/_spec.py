@@ -82,6 +82,9 @@ class ProxySpec(_Strict):
     dataset: DatasetSpec = DatasetSpec()
     recipe: TrainRecipe = TrainRecipe(epochs=3)
     pruner: PrunerSpec = PrunerSpec()
+    supernet: str | None = Field(default=None, min_length=1, description=(
+        "A trained supernet (name in NAS_HOME/supernets or a supernet.pt file): candidates are evaluated "
+        "one-shot with its weights (BN statistics re-estimated) instead of being trained."))
 
 
 class SearchSpec(_Strict):
