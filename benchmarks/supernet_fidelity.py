@@ -44,6 +44,7 @@ def _earlier(path: Path | None, arch_hash: str, seed: int) -> dict[str, Any] | N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--space", default="mobilenetv3-small", help="Space name or YAML file.")
     parser.add_argument("--subnets", type=int, default=16)
     parser.add_argument("--standalone-epochs", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -65,7 +66,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     result_file = args.out / "fidelity.json"
     spec = parse_supernet_spec({
-        "name": "fidelity", "space": "mobilenetv3-small", "dataset": {"kind": "digits", "resolution": 32},
+        "name": "fidelity", "space": args.space, "dataset": {"kind": "digits", "resolution": 32},
         "recipe": {"epochs": args.epochs, "batch_size": 64, "lr": 0.05, "resolution": 32, "threads": args.threads},
         "sandwich": {"random": 2}, "largest_epochs": max(1, args.epochs // 8), "eval_every": 5})
     record: dict[str, Any] = {
@@ -90,7 +91,7 @@ def main() -> None:
     save()
     loaded = load_supernet(str(args.out / "run" / "supernet.pt"))
     calib_x, val_x, val_y = oneshot_data(loaded, 512)
-    space = load_space("mobilenetv3-small")
+    space = load_space(args.space)
     data = load_dataset(DatasetSpec(kind="digits", resolution=32))
     rng = random.Random(2026)
     archs = [space.sample(rng=rng, num_classes=10) for _ in range(args.subnets)]

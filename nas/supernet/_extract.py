@@ -53,19 +53,19 @@ def _se(dst: SqueezeExcite, src: ElasticSE) -> None:
 def _block(dst: MBConv, src: SuperBlock, groups: int, kernel: int) -> None:
     convs = [m for m in dst.body if isinstance(m, ConvBNAct)]
     ses = [m for m in dst.body if isinstance(m, SqueezeExcite)]
-    expand, expand_bn, project_conv, project_bn = src.parts(groups)
+    p = src.path(groups)
     if len(convs) == 3:
-        assert expand is not None and expand_bn is not None
-        _conv_bn(convs.pop(0), expand, expand_bn, groups)
+        assert p.expand is not None and p.expand_bn is not None
+        _conv_bn(convs.pop(0), p.expand, p.expand_bn, groups)
     dw, project = convs
     dw_conv = dw[0]
     assert isinstance(dw_conv, nn.Conv2d)
-    dw_conv.weight.copy_(src.dw.kernel_for(dw_conv.out_channels, kernel))
-    _bn(dw[1], src.dw_bn)
+    dw_conv.weight.copy_(p.dw.kernel_for(dw_conv.out_channels, kernel))
+    _bn(dw[1], p.dw_bn)
     if ses:
-        assert src.se is not None
-        _se(ses[0], src.se)
-    _conv_bn(project, project_conv, project_bn, groups)
+        assert p.se is not None
+        _se(ses[0], p.se)
+    _conv_bn(project, p.project, p.project_bn, groups)
 
 
 def _linear(dst: nn.Module, src: ElasticLinear) -> None:

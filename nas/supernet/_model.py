@@ -32,62 +32,71 @@ if TYPE_CHECKING:
     from nas.spaces import SearchSpace
 
 
-class SuperBlock(nn.Module):
-    """An mbconv position: expand 1x1 (absent when the space never expands here), depthwise, SE, project.
+class GroupPath(nn.Module):
+    """One group count's layers of a block position: expand 1x1, depthwise, SE, project 1x1 (with BN)."""
 
-    The 1x1 convs (and their BN) have one set of weights per group count. Sharing one dense weight and
-    taking its block diagonal was measured to fail: after a grouped expansion the channel shuffle feeds
-    each depthwise channel a different expanded channel for every group count, so a supernet trained that
-    way scored 11-21% one-shot (digits, 10 classes) on subnets whose only change from the 99% largest was
-    the group count. Kernel, width, depth, SE and activation share weights; the depthwise conv and SE
-    are shared across group counts too."""
+    def __init__(self, *, cin: int, out: int, mid: int, kernels: list[int], stride: int, se: bool) -> None:
+        super().__init__()
+        self.expand = ElasticConv(cin, mid) if mid != cin else None
+        self.expand_bn = ElasticBN(mid) if mid != cin else None
+        self.dw = ElasticDepthwise(mid, kernels, stride)
+        self.dw_bn = ElasticBN(mid)
+        self.se = ElasticSE(mid) if se else None
+        self.project = ElasticConv(mid, out)
+        self.project_bn = ElasticBN(out)
+
+
+class SuperBlock(nn.Module):
+    """An mbconv position: one :class:`GroupPath` per group count the space allows here.
+
+    Kernel, expansion, width, SE and activation share weights within a path; group counts do not. Both
+    ways of sharing across group counts were measured to fail (digits, 10 classes, 20 epochs): one dense
+    1x1 weight whose block diagonal serves every count, and per-count 1x1 convs around a shared depthwise
+    conv, both left the largest subnet at 98-99% one-shot but the same network with 2 or 4 groups at
+    11-21%: the channel shuffle after a grouped expansion feeds each depthwise channel a different
+    expanded channel for every group count (and every width). Without groups, the same training gave
+    random subnets 90-94% one-shot."""
 
     def __init__(self, *, cin: int, out: int, mid: int, kernels: list[int], stride: int, se: bool,
                  groups: list[int]) -> None:
         super().__init__()
         self.stride = stride
-        keys = [str(g) for g in sorted(groups)]
-        self.expand = nn.ModuleDict({g: ElasticConv(cin, mid) for g in keys}) if mid != cin else None
-        self.expand_bn = nn.ModuleDict({g: ElasticBN(mid) for g in keys}) if mid != cin else None
-        self.dw = ElasticDepthwise(mid, kernels, stride)
-        self.dw_bn = ElasticBN(mid)
-        self.se = ElasticSE(mid) if se else None
-        self.project = nn.ModuleDict({g: ElasticConv(mid, out) for g in keys})
-        self.project_bn = nn.ModuleDict({g: ElasticBN(out) for g in keys})
+        self.paths = nn.ModuleDict({str(g): GroupPath(cin=cin, out=out, mid=mid, kernels=kernels, stride=stride,
+                                                      se=se) for g in sorted(groups)})
+
+    def path(self, groups: int) -> GroupPath:
+        g = str(groups)
+        if g not in self.paths:
+            raise ValueError(f"groups {groups} is not one of this block's {list(self.paths)}")
+        found = self.paths[g]
+        assert isinstance(found, GroupPath)
+        return found
+
+    def all_paths(self) -> list[tuple[int, GroupPath]]:
+        return [(int(g), self.path(int(g))) for g in self.paths]
 
     @property
     def out_channels(self) -> int:
-        project = next(iter(self.project.values()))
-        assert isinstance(project, ElasticConv)
-        return project.out_channels
+        return self.all_paths()[0][1].project.out_channels
 
-    def parts(self, groups: int) -> tuple[ElasticConv | None, ElasticBN | None, ElasticConv, ElasticBN]:
-        """(expand, expand BN, project, project BN) for ``groups``."""
-        g = str(groups)
-        if g not in self.project:
-            raise ValueError(f"groups {groups} is not one of this block's {list(self.project)}")
-        expand = self.expand[g] if self.expand is not None else None
-        expand_bn = self.expand_bn[g] if self.expand_bn is not None else None
-        project, project_bn = self.project[g], self.project_bn[g]
-        assert isinstance(project, ElasticConv) and isinstance(project_bn, ElasticBN)
-        assert expand is None or isinstance(expand, ElasticConv)
-        assert expand_bn is None or isinstance(expand_bn, ElasticBN)
-        return expand, expand_bn, project, project_bn
+    @property
+    def mid_channels(self) -> int:
+        return self.all_paths()[0][1].dw.in_channels
 
     def forward_sub(self, x: torch.Tensor, block: Block) -> torch.Tensor:
         cin, act, g = int(x.shape[1]), act_module(block.activation), block.groups
-        expand, expand_bn, project, project_bn = self.parts(g)
+        p = self.path(g)
         h = x
         if block.mid != cin:
-            assert expand is not None and expand_bn is not None
-            h = act(expand_bn(expand.forward_sub(x, block.mid, g)))
+            assert p.expand is not None and p.expand_bn is not None
+            h = act(p.expand_bn(p.expand.forward_sub(x, block.mid, g)))
             if g > 1:
                 h = shuffle(h, g)
-        h = act(self.dw_bn(self.dw.forward_sub(h, block.kernel)))
+        h = act(p.dw_bn(p.dw.forward_sub(h, block.kernel)))
         if block.se:
-            assert self.se is not None
-            h = self.se(h)
-        h = project_bn(project.forward_sub(h, block.out, g))
+            assert p.se is not None
+            h = p.se(h)
+        h = p.project_bn(p.project.forward_sub(h, block.out, g))
         return x + h if block.stride == 1 and cin == block.out else h
 
 
@@ -149,7 +158,7 @@ class Supernet(nn.Module):
             for b, block in enumerate(stage):
                 sup = blocks[b]
                 path = f"stages[{s}][{b}]"
-                if block.out > sup.out_channels or block.mid > sup.dw.in_channels:
+                if block.out > sup.out_channels or block.mid > sup.mid_channels:
                     raise ArchitectureError(path, "wider than the supernet's block", where)
         hd = arch.head
         if (hd.channels or 0) > (big.head.channels or 0) or (hd.hidden or 0) > (big.head.hidden or 0):

@@ -2,10 +2,10 @@
 
 Largest-first slicing keeps the first ``mid`` channels of a block, so those should be the ones that
 matter most. As in once-for-all, a channel's importance is the L1 norm of the weights that read it (the
-dense project 1x1 conv's column; the SE expand conv's column for squeeze channels; the 1x1 convs of the
-other group counts get the same permutation). The permutation is applied
-to every tensor indexed by the channel, so the largest (dense) subnet computes exactly the same function
-before and after; smaller subnets then inherit the most important channels.
+project 1x1 conv's column; the SE expand conv's column for squeeze channels). Only the dense (fewest
+groups) path is sorted: a permutation moves channels between groups, which a grouped path would not
+survive. The permutation is applied to every tensor indexed by the channel, so the largest (dense) subnet
+computes exactly the same function before and after; smaller subnets then inherit the most important channels.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from nas.supernet._layers import ElasticBN
-from nas.supernet._model import SuperBlock, Supernet
+from nas.supernet._model import GroupPath, Supernet
 
 
 def _rows(t: torch.Tensor, order: torch.Tensor) -> None:
@@ -26,22 +26,16 @@ def _bn_rows(bn: ElasticBN, order: torch.Tensor) -> None:
         _rows(t, order)
 
 
-def _sort_block(block: SuperBlock) -> None:
-    if block.expand is None:  # the depthwise runs on the block's input: its order is the previous layer's
+def _sort_path(p: GroupPath) -> None:
+    if p.expand is None or p.expand_bn is None:  # the depthwise runs on the block's input: its order is fixed
         return
-    dense = min(int(g) for g in block.project)  # what the largest subnet uses; its function is preserved
-    project = block.parts(dense)[2]
-    order = torch.argsort(project.weight.abs().sum(dim=(0, 2, 3)), descending=True, stable=True)
-    for g in block.project:
-        expand, expand_bn, proj, _ = block.parts(int(g))
-        assert expand is not None and expand_bn is not None
-        _rows(expand.weight, order)
-        _bn_rows(expand_bn, order)
-        proj.weight.copy_(proj.weight[:, order])
-    _rows(block.dw.weight, order)
-    _bn_rows(block.dw_bn, order)
-    if block.se is not None:
-        se = block.se
+    order = torch.argsort(p.project.weight.abs().sum(dim=(0, 2, 3)), descending=True, stable=True)
+    _rows(p.expand.weight, order)
+    _bn_rows(p.expand_bn, order)
+    _rows(p.dw.weight, order)
+    _bn_rows(p.dw_bn, order)
+    if p.se is not None:
+        se = p.se
         se.fc1.weight.copy_(se.fc1.weight[:, order])
         _rows(se.fc2.weight, order)
         assert se.fc2.bias is not None and se.fc1.bias is not None
@@ -50,6 +44,7 @@ def _sort_block(block: SuperBlock) -> None:
         _rows(se.fc1.weight, squeeze)
         _rows(se.fc1.bias, squeeze)
         se.fc2.weight.copy_(se.fc2.weight[:, squeeze])
+    p.project.weight.copy_(p.project.weight[:, order])
 
 
 def sort_channels(supernet: Supernet) -> None:
@@ -57,4 +52,4 @@ def sort_channels(supernet: Supernet) -> None:
     with torch.no_grad():
         for stage in supernet.positions():
             for block in stage:
-                _sort_block(block)
+                _sort_path(block.path(min(g for g, _ in block.all_paths())))
