@@ -55,7 +55,10 @@ class SuperBlock(nn.Module):
     conv, both left the largest subnet at 98-99% one-shot but the same network with 2 or 4 groups at
     11-21%: the channel shuffle after a grouped expansion feeds each depthwise channel a different
     expanded channel for every group count (and every width). Without groups, the same training gave
-    random subnets 90-94% one-shot."""
+    random subnets 94-97% one-shot. Separate paths per group count do not rescue subnets that mix group
+    counts across blocks either (13-26% after 20 epochs: each path learns its own residual stream, and only
+    the all-dense largest and all-grouped smallest are trained every step), so for now the supernet serves
+    spaces without grouped 1x1 convs well and grouped ones poorly (benchmarks/results/2026-11-29c/supernet)."""
 
     def __init__(self, *, cin: int, out: int, mid: int, kernels: list[int], stride: int, se: bool,
                  groups: list[int]) -> None:
