@@ -117,3 +117,8 @@ class ServiceError(NASError):
 class DatabaseUnavailableError(Exception):
     """The database refused or dropped the connection (restarting, out of connections). Not a ``NASError``:
     nothing is wrong with the request, and the API answers 503 with Retry-After, not 4xx."""
+
+
+class SupernetError(NASError):
+    """A supernet cannot be trained, resumed or loaded as asked (a checkpoint from another spec, a file
+    that is not a supernet)."""

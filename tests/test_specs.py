@@ -154,3 +154,12 @@ def test_only_a_local_spec_may_name_local_files(tmp_path: Path, monkeypatch: pyt
         assert err.value.field == "proxy.dataset.path" and str(tmp_path.parent) in err.value.reason
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("supernet", ["/etc/passwd", "../../etc/passwd", "runs/supernets/x/supernet.pt", "x.pt"])
+def test_a_spec_through_the_service_names_a_supernet_never_a_file(supernet: str) -> None:
+    document = {**valid(), "proxy": {"supernet": supernet}}
+    with pytest.raises(SpecError, match=r"proxy\.supernet: through the service, name a supernet"):
+        parse_spec(document)
+    assert parse_spec({**valid(), "proxy": {"supernet": "digits-mobilenetv2"}}).proxy.supernet == "digits-mobilenetv2"
+    assert parse_spec(document, local_files=True).proxy.supernet == supernet  # `nas run` may name a file

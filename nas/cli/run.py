@@ -27,6 +27,10 @@ def run(spec_file: Annotated[Path, typer.Argument(help="Search spec (YAML); see 
         document["budget"] = {**(document.get("budget") or {}), "trials": trials}
     spec = parse_spec(document, str(spec_file), local_files=True)
     load_profile(spec.device)  # embedded runs measure here: an unknown device is one line now, not failed trials
+    if spec.proxy.supernet is not None:  # likewise an unknown supernet
+        from nas.supernet import resolve
+
+        resolve(spec.proxy.supernet)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     total = spec.budget.trials
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -192,7 +192,8 @@ def _job(ctx: SearchContext, p: Proposal) -> Job:
                          recipe=recipe, report=report, pruner=pruner,
                          pareto_pruning=ctx.pareto and prunes, reward=ctx.reward if prunes and not ctx.pareto else None,
                          init_checkpoint=p.init_checkpoint,
-                         save_checkpoint=ctx.checkpoint_name(p.trial.number))
+                         save_checkpoint=ctx.checkpoint_name(p.trial.number),
+                         supernet=ctx.spec.proxy.supernet)
     ref = TrialRef(storage_url=ctx.storage_url, study_name=ctx.study.study_name, trial_id=p.trial._trial_id,
                    trial_number=p.trial.number)
     latency = LatencyRequest(architecture=arch_doc, device=ctx.spec.device, mode=ctx.spec.latency.mode, trial=ref)

@@ -50,6 +50,8 @@ class TrainRequest(BaseModel):
     """Artifact (of this study, ``nas.service.artifacts``) holding the weights to start from (NetAdapt)."""
     save_checkpoint: str | None = None
     """Artifact to store the trained weights as, unless the trial is pruned."""
+    supernet: str | None = None
+    """Evaluate one-shot with this supernet's weights instead of training (``proxy.supernet``)."""
 
     @property
     def needs_latency(self) -> bool:
@@ -128,6 +130,10 @@ def dataset_classes(spec: DatasetSpec) -> int:
 
 def train_candidate(req: TrainRequest) -> TrainOutcome:
     """Proxy-train one candidate; pruning decisions come from the study's pruner through RDB storage."""
+    if req.supernet is not None:
+        from nas.supernet._trial import oneshot_trial
+
+        return oneshot_trial(req)
     import optuna
     import torch
 

@@ -6,6 +6,7 @@ The same document is ``nas run SPEC.yaml``'s input and ``POST /searches``'s body
 from __future__ import annotations
 
 import math
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -157,10 +158,25 @@ class PrunerSpec(_Strict):
     warmup_epochs: int = Field(default=0, ge=0, description="Epochs a candidate always gets before pruning.")
 
 
+_SUPERNET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*(?<!\.pt)")
+
+
 class ProxySpec(_Strict):
     dataset: DatasetSpec = DatasetSpec()
     recipe: TrainRecipe = TrainRecipe(epochs=3)
     pruner: PrunerSpec = PrunerSpec()
+    supernet: str | None = Field(default=None, min_length=1, description=(
+        "A trained supernet (name in NAS_HOME/supernets or, with `nas run`, a supernet.pt file): candidates "
+        "are evaluated one-shot with its weights (BN statistics re-estimated) instead of being trained."))
+
+    @field_validator("supernet")
+    @classmethod
+    def _a_name_through_the_service(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """The service never opens a server file for a request: only a supernet's name."""
+        if value is not None and service_rules(info) and not _SUPERNET_NAME.fullmatch(value):
+            raise ValueError("through the service, name a supernet trained with `nas supernet train` on the "
+                             "workers (letters, digits, '.', '_', '-'); files are read only by `nas run`")
+        return value
 
 
 class SearchSpec(_Strict):

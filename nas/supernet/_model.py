@@ -1,0 +1,199 @@
+"""The weight-sharing supernet of an mbconv space: every architecture of the space is a forward path.
+
+A subnet is named by the project's canonical document (``nas.arch.Architecture``), so whatever a
+strategy proposes can be run with inherited weights, and ``extract`` turns it into the builder's static
+network with the same outputs. Layer sizes are those of the space's largest member; each block position
+keeps its stride, and its largest kernel, width and SE, and its layers serve every smaller choice.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from nas.arch import Architecture, Block, BlockType
+from nas.builder import init_weights
+from nas.errors import ArchitectureError, SpaceError
+from nas.supernet._layers import (
+    ElasticBN,
+    ElasticConv,
+    ElasticDepthwise,
+    ElasticLinear,
+    ElasticSE,
+    act_module,
+    shuffle,
+)
+from nas.supernet._sampling import largest_architecture
+
+if TYPE_CHECKING:
+    from nas.spaces import SearchSpace
+
+
+class GroupPath(nn.Module):
+    """One group count's layers of a block position: expand 1x1, depthwise, SE, project 1x1 (with BN)."""
+
+    def __init__(self, *, cin: int, out: int, mid: int, kernels: list[int], stride: int, se: bool) -> None:
+        super().__init__()
+        self.expand = ElasticConv(cin, mid) if mid != cin else None
+        self.expand_bn = ElasticBN(mid) if mid != cin else None
+        self.dw = ElasticDepthwise(mid, kernels, stride)
+        self.dw_bn = ElasticBN(mid)
+        self.se = ElasticSE(mid) if se else None
+        self.project = ElasticConv(mid, out)
+        self.project_bn = ElasticBN(out)
+
+
+class SuperBlock(nn.Module):
+    """An mbconv position: one :class:`GroupPath` per group count the space allows here.
+
+    Kernel, expansion, width, SE and activation share weights within a path; group counts do not. Both
+    ways of sharing across group counts were measured to fail (digits, 10 classes, 20 epochs): one dense
+    1x1 weight whose block diagonal serves every count, and per-count 1x1 convs around a shared depthwise
+    conv, both left the largest subnet at 98-99% one-shot but the same network with 2 or 4 groups at
+    11-21%: the channel shuffle after a grouped expansion feeds each depthwise channel a different
+    expanded channel for every group count (and every width). Without groups, the same training gave
+    random subnets 94-97% one-shot. Separate paths per group count do not rescue subnets that mix group
+    counts across blocks either (13-26% after 20 epochs: each path learns its own residual stream, and only
+    the all-dense largest and all-grouped smallest are trained every step), so for now the supernet serves
+    spaces without grouped 1x1 convs well and grouped ones poorly (benchmarks/results/2026-11-29c/supernet)."""
+
+    def __init__(self, *, cin: int, out: int, mid: int, kernels: list[int], stride: int, se: bool,
+                 groups: list[int]) -> None:
+        super().__init__()
+        self.stride = stride
+        self.paths = nn.ModuleDict({str(g): GroupPath(cin=cin, out=out, mid=mid, kernels=kernels, stride=stride,
+                                                      se=se) for g in sorted(groups)})
+
+    def path(self, groups: int) -> GroupPath:
+        g = str(groups)
+        if g not in self.paths:
+            raise ValueError(f"groups {groups} is not one of this block's {list(self.paths)}")
+        found = self.paths[g]
+        assert isinstance(found, GroupPath)
+        return found
+
+    def all_paths(self) -> list[tuple[int, GroupPath]]:
+        return [(int(g), self.path(int(g))) for g in self.paths]
+
+    @property
+    def out_channels(self) -> int:
+        return self.all_paths()[0][1].project.out_channels
+
+    @property
+    def mid_channels(self) -> int:
+        return self.all_paths()[0][1].dw.in_channels
+
+    def forward_sub(self, x: torch.Tensor, block: Block) -> torch.Tensor:
+        cin, act, g = int(x.shape[1]), act_module(block.activation), block.groups
+        p = self.path(g)
+        h = x
+        if block.mid != cin:
+            assert p.expand is not None and p.expand_bn is not None
+            h = act(p.expand_bn(p.expand.forward_sub(x, block.mid, g)))
+            if g > 1:
+                h = shuffle(h, g)
+        h = act(p.dw_bn(p.dw.forward_sub(h, block.kernel)))
+        if block.se:
+            assert p.se is not None
+            h = p.se(h)
+        h = p.project_bn(p.project.forward_sub(h, block.out, g))
+        return x + h if block.stride == 1 and cin == block.out else h
+
+
+class Supernet(nn.Module):
+    """Shared weights for every member of ``space`` (mbconv spaces) with ``num_classes`` outputs."""
+
+    def __init__(self, space: SearchSpace, num_classes: int) -> None:
+        super().__init__()
+        d = space.definition
+        for s, stage_def in enumerate(d.stages):
+            if stage_def.block != [BlockType.mbconv]:
+                raise SpaceError(space.source, f"stages.{s}.block",
+                                 "the supernet supports mbconv stages only (MobileNetV2/V3 spaces)")
+        self.space, self.num_classes = space, num_classes
+        big = self.largest = largest_architecture(space, num_classes)
+        st = big.stem
+        self.stem = ElasticConv(3, st.channels, st.kernel, st.stride)
+        self.stem_bn = ElasticBN(st.channels)
+        self.stem_pool = nn.MaxPool2d(3, 2, 1) if st.pool else None
+        stages: list[nn.ModuleList] = []
+        cin = st.channels
+        for stage, stage_space in zip(big.stages, d.stages, strict=True):
+            blocks = []
+            for block in stage:
+                can_expand = any(e != 1 for e in stage_space.expansion)
+                blocks.append(SuperBlock(cin=cin, out=block.out, mid=block.mid if can_expand else cin,
+                                         kernels=list(stage_space.kernel), stride=block.stride,
+                                         se=True in stage_space.se, groups=list(stage_space.groups)))
+                cin = block.out
+            stages.append(nn.ModuleList(blocks))
+        self.stages = nn.ModuleList(stages)
+        hd = big.head
+        self.head_conv = ElasticConv(cin, hd.channels) if hd.channels else None
+        self.head_bn = ElasticBN(hd.channels) if hd.channels else None
+        width = hd.channels or cin
+        self.hidden = ElasticLinear(width, hd.hidden) if hd.hidden else None
+        self.classifier = ElasticLinear(hd.hidden or width, num_classes)
+        self.dropout = hd.dropout
+        init_weights(self)
+
+    def positions(self) -> list[list[SuperBlock]]:
+        """The block positions, stage by stage (typed view of ``self.stages``)."""
+        return [[b for b in stage if isinstance(b, SuperBlock)] for stage in self.stages
+                if isinstance(stage, nn.ModuleList)]
+
+    # -- membership ----------------------------------------------------------------------
+    def check(self, arch: Architecture) -> None:
+        """Raise ``ArchitectureError`` unless ``arch`` is a path through this supernet."""
+        from nas.spaces import check_member
+
+        where = f"supernet of {self.space.name}"
+        if arch.num_classes != self.num_classes:
+            raise ArchitectureError("num_classes", f"{arch.num_classes} != the supernet's {self.num_classes}", where)
+        check_member(self.space, arch)
+        big = self.largest
+        if arch.stem.channels > big.stem.channels:
+            raise ArchitectureError("stem.channels", f"wider than the supernet's {big.stem.channels}", where)
+        for s, (stage, blocks) in enumerate(zip(arch.stages, self.positions(), strict=True)):
+            for b, block in enumerate(stage):
+                sup = blocks[b]
+                path = f"stages[{s}][{b}]"
+                if block.out > sup.out_channels or block.mid > sup.mid_channels:
+                    raise ArchitectureError(path, "wider than the supernet's block", where)
+        hd = arch.head
+        if (hd.channels or 0) > (big.head.channels or 0) or (hd.hidden or 0) > (big.head.hidden or 0):
+            raise ArchitectureError("head", "wider than the supernet's head", where)
+
+    # -- forward -------------------------------------------------------------------------
+    def features(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
+        st = arch.stem
+        x = act_module(st.activation)(self.stem_bn(self.stem.forward_sub(x, st.channels)))
+        if self.stem_pool is not None:
+            x = self.stem_pool(x)
+        for stage, blocks in zip(arch.stages, self.positions(), strict=True):
+            for block, sup in zip(stage, blocks, strict=False):
+                x = sup.forward_sub(x, block)
+        hd = arch.head
+        if hd.channels:
+            assert self.head_conv is not None and self.head_bn is not None
+            x = act_module(hd.activation)(self.head_bn(self.head_conv.forward_sub(x, hd.channels)))
+        return x
+
+    def forward(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
+        """Logits of subnet ``arch`` (checked with :meth:`check` first: a wrong document fails clearly)."""
+        self.check(arch)
+        x = F.adaptive_avg_pool2d(self.features(x, arch), 1).flatten(1)
+        hd = arch.head
+        if hd.hidden:
+            assert self.hidden is not None
+            x = act_module(hd.activation)(self.hidden.forward_sub(x, hd.hidden))
+        if self.dropout:
+            x = F.dropout(x, self.dropout, self.training)
+        return self.classifier.forward_sub(x, self.num_classes)
+
+    def no_decay_parameters(self) -> list[nn.Parameter]:
+        """BN affine, biases and the kernel transforms: trained without weight decay."""
+        return [p for name, p in self.named_parameters() if p.ndim <= 1 or ".transforms." in name]

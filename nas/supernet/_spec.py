@@ -1,0 +1,66 @@
+"""``nas supernet train SPEC``'s document: which space, which data, how to train. Validated without torch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nas._documents import first_error, read_yaml_mapping
+from nas.data import DatasetSpec
+from nas.errors import SpecError
+from nas.proxies import TrainRecipe
+
+
+class SandwichSpec(BaseModel):
+    """Per step: the largest subnet (cross-entropy on the labels), the smallest and ``random`` random ones
+    (distilled in place from the largest's detached outputs: ``alpha`` of KL at ``temperature``, the rest
+    cross-entropy), gradients summed over all of them, then one optimizer step (BigNAS's sandwich rule)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    random: int = Field(default=2, ge=0, le=16)
+    alpha: float = Field(default=1.0, ge=0.0, le=1.0, description="KD weight for the non-largest subnets.")
+    temperature: float = Field(default=1.0, gt=0.0, le=100.0)
+
+
+class SupernetSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(default="supernet", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    space: str = "mobilenetv3-small"
+    dataset: DatasetSpec = DatasetSpec()
+    recipe: TrainRecipe = TrainRecipe(epochs=30, lr=0.05)
+    sandwich: SandwichSpec = SandwichSpec()
+    largest_epochs: int = Field(default=0, ge=0, le=1000, description=(
+        "Epochs that train the largest subnet alone before the sandwich starts; its expanded channels are "
+        "then sorted by importance (once-for-all's order). Counted within recipe.epochs."))
+    eval_every: int = Field(default=1, ge=0, le=1000, description="Validate largest/smallest every N epochs; 0: end.")
+
+    @property
+    def fingerprint(self) -> str:
+        """What a checkpoint must match to be resumed (name and evaluation cadence left out)."""
+        body = self.model_dump(mode="json", exclude={"name", "eval_every"})
+        body["recipe"] = self.recipe.fingerprint
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def parse_supernet_spec(data: object, source: str = "<inline>") -> SupernetSpec:
+    if not isinstance(data, dict):
+        raise SpecError(source, "(document)", "a supernet spec must be a mapping")
+    try:
+        spec = SupernetSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(source, *first_error(exc)) from None
+    if spec.largest_epochs >= spec.recipe.epochs and spec.largest_epochs:
+        raise SpecError(source, "largest_epochs", f"must be below recipe.epochs ({spec.recipe.epochs})")
+    return spec
+
+
+def load_supernet_spec(path: str | Path) -> SupernetSpec:
+    p = Path(path)
+    data: dict[str, Any] = read_yaml_mapping(p, lambda f, r: SpecError(str(p), f, r), "a supernet spec")
+    return parse_supernet_spec(data, str(p))
