@@ -42,13 +42,16 @@ LAYOUTS = {
 }
 
 
+ARTIFACT_SPEC = "quickstart.yaml"
+
+
 def reduced(path: Path, layout: str) -> dict[str, Any]:
     """The shipped spec with a small budget and proxy task; what it searches and how it judges stay."""
     doc = yaml.safe_load(path.read_text())
     doc["name"] = f"{doc['name']}-{layout}"
     doc["device"] = DEVICE
     doc["budget"] = {"trials": 2}
-    doc["export_onnx"] = False
+    doc["export_onnx"] = path.name == ARTIFACT_SPEC  # the README's example also yields its files
     doc.setdefault("seed", 0)  # the same candidates in both layouts: the second measures them from the cache
     proxy = doc["proxy"]
     proxy["dataset"] = {**proxy["dataset"], "subset": 200}
@@ -183,3 +186,22 @@ def test_every_shipped_spec_runs_through_the_service_and_nas_best_is_the_stored_
         top = expected_best(study)
         assert json.loads(best_file.read_text()) == top.user_attrs["architecture"], path.name
         assert s["result"]["best"]["trial"] == top.number
+        if path.name == ARTIFACT_SPEC:
+            _downloads_run(cluster, search_id, tmp_path)
+
+
+def _downloads_run(cluster: Cluster, search_id: str, tmp_path: Path) -> None:
+    """The best network's files, written by whichever worker trained it, come through the API."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from nas.export import load_state
+
+    onnx_file, state_file = tmp_path / f"{search_id}.onnx", tmp_path / f"{search_id}.pt"
+    got = cluster.nas("best", search_id, "-o", str(tmp_path / "b.json"), "--onnx", str(onnx_file),
+                      "--state", str(state_file), timeout=120)
+    assert got.returncode == 0, got.stderr
+    arch, model, _provenance = load_state(state_file)
+    x = np.random.default_rng(0).standard_normal((1, 3, arch.resolution, arch.resolution), dtype=np.float32)
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"input": x})[0].shape == (1, arch.num_classes)
