@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,32 @@ def pg_unreachable() -> str | None:
             return None
     except Exception as exc:
         return f"PostgreSQL not reachable at {PG_SERVER}: {str(exc).strip().splitlines()[0]}"
+
+
+@contextmanager
+def fresh_pg_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for the caller's tests (``prefix_<random>``), dropped afterwards;
+    skips the test when the server is unreachable (a failure in CI: ``tests/skips.py``)."""
+    import pytest
+
+    reason = pg_unreachable()
+    if reason:
+        pytest.skip(reason)
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(PG_SERVER).set(drivername="postgresql+psycopg", database=name).render_as_string(False)
+    try:
+        yield url
+    finally:
+        from nas.storage import engine_for
+
+        engine_for(url).dispose()
+        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def queued_messages(redis_client: Any) -> list[dict[str, Any]]:

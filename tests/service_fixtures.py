@@ -11,17 +11,15 @@ is built once per session however many test modules use it.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.api_support import (
-    PG_SERVER,
     REDIS_URL,
     Service,
-    pg_unreachable,
+    fresh_pg_database,
     remove_messages,
     server_env,
     start_server,
@@ -34,24 +32,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('service-db') / 'nas.db'}"
         return
-    reason = pg_unreachable()
-    if reason:
-        pytest.skip(reason)
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    name = f"nas_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(PG_SERVER).set(drivername="postgresql+psycopg", database=name).render_as_string(False)
-    try:
+    with fresh_pg_database("nas_test") as url:
         yield url
-    finally:
-        from nas.storage import engine_for
-
-        engine_for(url).dispose()
-        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from .api_support import PG_SERVER, REPO, pg_unreachable, start_server, stop_server
+from .api_support import REPO, fresh_pg_database, start_server, stop_server
 from .test_distributed import Cluster, wait_for
 
 REDIS_URL = "redis://127.0.0.1:6379/9"  # a database of its own (flushed here; 11-14 belong to other tests)
@@ -66,24 +65,8 @@ def reduced(path: Path, layout: str) -> dict[str, Any]:
 def database() -> Iterator[str]:
     """One PostgreSQL database for both layouts: the second finds T and the latency-table parts the first
     measured in the latency cache, as a service does after its first searches."""
-    reason = pg_unreachable()
-    if reason:
-        pytest.skip(reason)
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    name = f"nas_specs_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(PG_SERVER).set(drivername="postgresql+psycopg", database=name).render_as_string(False)
-    try:
+    with fresh_pg_database("nas_specs") as url:
         yield url
-    finally:
-        from nas.storage import engine_for
-
-        engine_for(url).dispose()
-        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module", params=list(LAYOUTS))
