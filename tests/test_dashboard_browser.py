@@ -12,10 +12,8 @@ so a person can look at what the browser saw.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,19 +25,15 @@ import httpx
 import pytest
 
 from .api_support import free_port, stop_server
+from .browser import headless_chromium
 
 if TYPE_CHECKING:
     from .finished_search import FinishedSearch
 
 pytest_plugins = ["tests.finished_search"]  # finished_search: one real tiny NSGA-II search per session
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboard-browser"
 WAIT = 60.0
-
-NO_BROWSER = ("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
-              if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()) else None)
-
 
 @dataclass(frozen=True)
 class Dashboard:
@@ -91,30 +85,8 @@ def _bearer(token: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Chromium driven by the system chromedriver; Selenium Manager is kept offline."""
-    if NO_BROWSER:
-        pytest.skip(NO_BROWSER)
-    offline = os.environ.get("SE_OFFLINE")
-    os.environ["SE_OFFLINE"] = "true"  # never let Selenium Manager look for (or download) a driver
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="nas-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync", "--window-size=1400,1000",
-                 f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    try:
+    with headless_chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-        if offline is None:
-            os.environ.pop("SE_OFFLINE", None)
-        else:
-            os.environ["SE_OFFLINE"] = offline
 
 
 def _study_id(dashboard: Dashboard, study_name: str) -> int:
