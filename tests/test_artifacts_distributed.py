@@ -21,6 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ import httpx
 import pytest
 import yaml
 
-from .api_support import PG_SERVER, REPO, free_port, pg_unreachable
+from .api_support import REPO, free_port, fresh_pg_database
 from .skips import NOT_APPLICABLE
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
@@ -92,21 +93,16 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     except Exception as exc:
         pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
     root = tmp_path_factory.mktemp(f"machines-{request.param}")
-    pg_name = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{root / 'shared-db' / 'nas.db'}"
-        (root / "shared-db").mkdir()
-    else:
-        reason = pg_unreachable()
-        if reason:
-            pytest.skip(reason)
-        import psycopg
-        from sqlalchemy.engine import make_url
+    with ExitStack() as databases:  # a PostgreSQL database is dropped after everything below has stopped
+        if request.param == "sqlite":
+            url = f"sqlite:///{root / 'shared-db' / 'nas.db'}"
+            (root / "shared-db").mkdir()
+        else:
+            url = databases.enter_context(fresh_pg_database("nas_art"))
+        yield from _deployment(root, url)
 
-        pg_name = f"nas_art_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{pg_name}"')
-        url = make_url(PG_SERVER).set(drivername="postgresql+psycopg", database=pg_name).render_as_string(False)
+
+def _deployment(root: Path, url: str) -> Iterator[Deployment]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NAS_")}
     env.update({"NAS_DATABASE_URL": url, "NAS_REDIS_URL": REDIS_URL, "NAS_HOME": "home",  # relative: per machine
                 "NAS_DEVICE_TTL": "60", "NAS_SEARCH_PARALLELISM": "2",
@@ -130,11 +126,6 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         from nas.storage import engine_for
 
         engine_for(url).dispose()
-        if pg_name is not None:
-            import psycopg
-
-            with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
 
 
 def _answers(base: str) -> bool:
