@@ -139,10 +139,37 @@ def run_one(device: str, space_name: str, args: argparse.Namespace) -> dict[str,
                          "speed_factor": m.conditions.get("speed_factor"), "load": m.conditions.get("load"),
                          "plain_ms": plain, "load_average": os.getloadavg()})
         _progress(label)("held-out", len(rows), len(archs))
+    held_out = {r["arch_hash"] for r in rows}
+    from nas.latency import _cache
+    from nas.latency._fingerprint import fingerprint
+
+    calibration = [m for m in _cache.get_measurements(url, profile.name, fingerprint(profile))
+                   if json.loads(m["architecture"]).get("space") and _hash(m["architecture"]) not in held_out]
     result = {"device": device, "space": space_name, "resolution": res, "approach": profile.predictor,
               "build": build, "predict_us": predict_us, "rows": rows, "summary": summarise(rows),
-              "uname": os.uname().release, "cpus": os.cpu_count()}
+              "calibration_measurements": calibration, "uname": os.uname().release, "cpus": os.cpu_count()}
     return result
+
+
+def _hash(architecture: str) -> str:
+    from nas.arch import parse_architecture
+
+    return parse_architecture(json.loads(architecture)).hash
+
+
+def rescore(result: dict[str, Any]) -> dict[str, Any]:
+    """The same measurements, predicted by the ``ops`` fit of the current code (``--rescore``)."""
+    from nas.arch import parse_architecture
+    from nas.latency._pred_ops import features, fit
+    from nas.spaces import load_space
+
+    res, space = result["resolution"], load_space(result["space"])
+    points = [(features(parse_architecture(json.loads(m["architecture"])), res), m["median_ms"])
+              for m in result["calibration_measurements"] if m["resolution"] == res]
+    fitted = fit(space.name, res, points)
+    rows = [{**r, "predicted_ms": fitted.apply(features(space.sample(seed=r["seed"]).with_(resolution=res), res))}
+            for r in result["rows"]]
+    return {**result, "rows": rows, "summary": summarise(rows), "rescored": True}
 
 
 COLUMNS = ["device", "space", "approach", "build wall s", "build CPU s", "nets", "load (1 min) at build",
@@ -178,9 +205,17 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/nas-device-predictor"))
     parser.add_argument("--out", type=Path, default=None, help="Directory for one JSON per device and space.")
     parser.add_argument("--render", nargs="*", type=Path, help="Print the table of earlier JSON results.")
+    parser.add_argument("--rescore", nargs="*", type=Path, help="Refit (ops) on the runs' own calibration "
+                        "measurements with the current code and write *-rescored.json beside each.")
     args = parser.parse_args()
     if args.render is not None:
         print(render([json.loads(p.read_text()) for p in args.render]))
+        return 0
+    if args.rescore is not None:
+        done = [rescore(json.loads(p.read_text())) for p in args.rescore]
+        for path, result in zip(args.rescore, done, strict=True):
+            path.with_name(path.stem + "-rescored.json").write_text(json.dumps(result, indent=1))
+        print(render(done))
         return 0
     results = []
     for device in args.devices.split(","):

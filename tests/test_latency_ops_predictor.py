@@ -38,7 +38,7 @@ def test_kernel_size_and_se_land_in_their_own_counts() -> None:
 
 def test_the_fit_recovers_operator_costs_that_generated_the_latencies() -> None:
     sp = load_space("shufflenet")
-    truth = {k: 0.0 for k in FEATURES} | {"call": 0.05, "ops": 0.002, "pw_macs": 2e-8, "gpw_macs": 5e-8,
+    truth = {k: 0.0 for k in FEATURES} | {"call": 0.05, "ops": 0.002, "pw_macs": 2e-8, "gpw4_macs": 5e-8,
                                          "dw3_macs": 1e-7, "dw7_macs": 3e-7, "move_elems": 4e-7, "weights": 0.1}
     nets = [sp.sample(seed=s).with_(resolution=224) for s in range(60)]
     points = [(features(a), sum(truth[k] * v for k, v in features(a).items())) for a in nets[:40]]

@@ -32,9 +32,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FEATURES = ("call", "ops", "dense_macs", "pw_macs", "gpw_macs", "pw_elems", "dw3_macs", "dw5_macs",
-            "dw7_macs", "dw_elems", "hswish_elems", "relu_elems", "se_elems", "add_elems", "move_elems",
-            "fc_macs", "weights")
+FEATURES = ("call", "ops", "dense_macs", "pw_macs", "pw_small_macs", "gpw2_macs", "gpw3_macs", "gpw4_macs",
+            "gpw8_macs", "group_calls", "pw_elems", "dw3_macs", "dw5_macs", "dw7_macs", "dw_elems", "hswish_elems",
+            "relu_elems", "se_elems", "add_elems", "move_elems", "fc_macs", "weights", "macs_x_weights")
+SMALL_MAP = 14  # 1x1 convs on maps this small or smaller run at another MAC rate (less work per weight)
 # Networks measured per space and resolution to fit ~17 costs: 24 left the grouped/ shuffle costs of
 # ShuffleNet poorly identified in a trial fit; 40 fit in the 30-minute budget for LiteRT (about 20 s a network).
 NETWORKS = 40
@@ -67,8 +68,12 @@ class _Counts:
             f["fc_macs"] += macs
         elif kernel > 1:
             f["dense_macs"] += macs
+        elif groups > 1:
+            f[f"gpw{groups}_macs"] += macs
+            f["group_calls"] += groups
+            f["pw_elems"] += elems
         else:
-            f["gpw_macs" if groups > 1 else "pw_macs"] += macs
+            f["pw_small_macs" if size <= SMALL_MAP else "pw_macs"] += macs
             f["pw_elems"] += elems
         if act is not None:
             self.act(act, cout * out * out)
@@ -165,8 +170,11 @@ def features(arch: Architecture, resolution: int | None = None) -> dict[str, flo
         c.conv(width, hd.hidden, 1, act=hd.activation)
         width = hd.hidden
     c.conv(width, arch.num_classes, 1)
-    c.f["weights"] /= 1e6
-    return c.f
+    f = c.f
+    f["weights"] /= 1e6
+    # A network whose weights crowd the caches slows every kernel a little (``_calibration``'s contention).
+    f["macs_x_weights"] = sum(v for k, v in f.items() if k.endswith("_macs")) * f["weights"]
+    return f
 
 
 @dataclass(frozen=True)
