@@ -77,13 +77,16 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     pred = [r["predicted_ms"] for r in rows]
     out: dict[str, Any] = {"n": len(rows)}
     for name in ("measured_ms", "plain_ms"):
+        if any(r[name] is None for r in rows):
+            continue
         truth = [r[name] for r in rows]
         tag = name.removesuffix("_ms")
         out[f"{tag}_within10"] = _within(pred, truth, 0.10)
         out[f"{tag}_within5"] = _within(pred, truth, 0.05)
         out[f"{tag}_tau"] = float(kendalltau(pred, truth).statistic) if len(rows) > 2 else float("nan")
         out[f"{tag}_mape"] = statistics.mean(abs(p / t - 1) for p, t in zip(pred, truth, strict=True))
-    out["plain_over_measured_median"] = statistics.median(r["plain_ms"] / r["measured_ms"] for r in rows)
+    if "plain_within10" in out:
+        out["plain_over_measured_median"] = statistics.median(r["plain_ms"] / r["measured_ms"] for r in rows)
     out["latency_range_ms"] = [min(r["measured_ms"] for r in rows), max(r["measured_ms"] for r in rows)]
     return out
 
@@ -139,16 +142,25 @@ def run_one(device: str, space_name: str, args: argparse.Namespace) -> dict[str,
                          "speed_factor": m.conditions.get("speed_factor"), "load": m.conditions.get("load"),
                          "plain_ms": plain, "load_average": os.getloadavg()})
         _progress(label)("held-out", len(rows), len(archs))
-    held_out = {r["arch_hash"] for r in rows}
+        result = assemble(profile, space_name, res, build, predict_us, rows, url, complete=len(rows) == len(archs))
+        if args.out:  # after every group: a run stopped early keeps what it measured
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / f"{device}-{space_name}-r{res}-{profile.predictor}-s{args.first_seed}.json").write_text(
+                json.dumps(result, indent=1))
+    return result
+
+
+def assemble(profile: Any, space: str, res: int, build: dict[str, Any], predict_us: float,
+             rows: list[dict[str, Any]], url: str, complete: bool) -> dict[str, Any]:
     from nas.latency import _cache
     from nas.latency._fingerprint import fingerprint
 
+    held_out = {r["arch_hash"] for r in rows}
     calibration = [m for m in _cache.get_measurements(url, profile.name, fingerprint(profile))
                    if json.loads(m["architecture"]).get("space") and _hash(m["architecture"]) not in held_out]
-    result = {"device": device, "space": space_name, "resolution": res, "approach": profile.predictor,
-              "build": build, "predict_us": predict_us, "rows": rows, "summary": summarise(rows),
-              "calibration_measurements": calibration, "uname": os.uname().release, "cpus": os.cpu_count()}
-    return result
+    return {"device": profile.name, "space": space, "resolution": res, "approach": profile.predictor,
+            "build": build, "predict_us": predict_us, "rows": rows, "summary": summarise(rows), "complete": complete,
+            "calibration_measurements": calibration, "uname": os.uname().release, "cpus": os.cpu_count()}
 
 
 def _hash(architecture: str) -> str:
@@ -182,9 +194,13 @@ def row(r: dict[str, Any]) -> list[str]:
     return [r["device"], r["space"], r["approach"], f"{b['wall_s']:.0f}", f"{b['cpu_s']:.0f}",
             str(b["info"].get("networks") or b["info"].get("calibration", {}).get("points", "")),
             f"{b['load_before'][0]:.1f}-{b['load_after'][0]:.1f}", str(s["n"]),
-            f"{s['measured_within10']:.0%}", f"{s['plain_within10']:.0%}", f"{s['measured_tau']:.3f}",
-            f"{s['plain_tau']:.3f}", f"{s['measured_mape']:.1%}", f"{s['plain_over_measured_median']:.2f}",
+            f"{s['measured_within10']:.0%}", _fmt(s, "plain_within10", ".0%"), f"{s['measured_tau']:.3f}",
+            _fmt(s, "plain_tau", ".3f"), f"{s['measured_mape']:.1%}", _fmt(s, "plain_over_measured_median", ".2f"),
             f"{r['predict_us']:.0f}"]
+
+
+def _fmt(summary: dict[str, Any], key: str, spec: str) -> str:
+    return format(summary[key], spec) if key in summary else "-"
 
 
 def render(results: list[dict[str, Any]]) -> str:
@@ -222,10 +238,6 @@ def main() -> int:
         for space in args.spaces.split(","):
             result = run_one(device, space, args)
             results.append(result)
-            if args.out:
-                args.out.mkdir(parents=True, exist_ok=True)
-                name = f"{device}-{space}-r{args.resolution}-{result['approach']}-s{args.first_seed}.json"
-                (args.out / name).write_text(json.dumps(result, indent=1))
             print(render([result]).splitlines()[-1], flush=True)
     print(render(results))
     return 0

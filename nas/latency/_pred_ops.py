@@ -70,7 +70,7 @@ class _Counts:
             f["dense_macs"] += macs
         elif groups > 1:
             f[f"gpw{groups}_macs"] += macs
-            f["group_calls"] += groups
+            f["group_calls"] += groups * out * out  # one small GEMM per group, each over the whole map
             f["pw_elems"] += elems
         else:
             f["pw_small_macs" if size <= SMALL_MAP else "pw_macs"] += macs
