@@ -98,3 +98,30 @@ def test_a_prediction_builds_the_fit_on_the_device_then_predicts_from_it(
     finally:
         get_settings.cache_clear()
         _latency._predictor.cache_clear()
+
+
+def test_networks_are_converted_on_every_cpu_before_they_are_timed(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The measuring process is pinned to one CPU and times under a lock; converting (LiteRT: 10-15 s a
+    network) happens before, in processes that may use every CPU the measuring process was given."""
+    import os
+
+    from nas.latency import _artifacts
+    from nas.latency._parts import network_part
+    from tests.latency_support import tiny_network
+
+    monkeypatch.setenv("NAS_ARTIFACT_CACHE", str(tmp_path / "cache"))
+    specs = [network_part(tiny_network(96, out=o)).spec for o in (24, 32)]
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        pytest.skip("not applicable: one CPU, nothing to convert beside the measuring process")
+    os.sched_setaffinity(0, allowed[-1:])  # as the measuring process is pinned
+    try:
+        _artifacts.prefetch_networks(specs, "openvino", int8=False, batch=1, calibration=None, cpus=allowed)
+        assert len(list((tmp_path / "cache").glob("*.xml"))) == 2
+        converters = list(_artifacts._POOL[0]._processes.values())
+        assert converters and all(sorted(os.sched_getaffinity(p.pid)) == allowed for p in converters)
+    finally:
+        os.sched_setaffinity(0, allowed)
+        if _artifacts._POOL:
+            _artifacts._POOL.pop().shutdown()

@@ -33,7 +33,7 @@ for name, nets in sorted(data.items()):
     random.Random(0).shuffle(items)
     pool, test = items[:160], items[160:]
     ranked = sorted(pool, key=lambda t: estimate(t[0]).total.params)
-    for n in (24, 40, 60):
+    for n in (24, 40, 60, 80, 120):
         cal = [ranked[round(k * (len(ranked) - 1) / (n - 1))] for k in range(n)]
         fitted = fit(name, 224, [(features(a), m) for a, m in cal])
         pred, meas = [fitted.apply(features(a)) for a, _ in test], [m for _, m in test]
