@@ -68,6 +68,9 @@ def predict(
     arch = load_architecture(name_or_file)
     res = resolution or arch.resolution
     timed = 0
+    if not table and load_profile(device).predictor != "lut":
+        _predict_other(name_or_file, arch, device, res, measure_missing, as_json)
+        return
     if table:
         predictor = LatencyPredictor.from_file(*table)
         if predictor.profile != load_profile(device).name:
@@ -97,18 +100,56 @@ def predict(
           ["predicted_ms", "table_sum_ms", "calibrated", "parts_timed_now", "predict_us", "arch_hash"])
 
 
+def _predict_other(name: str, arch: Any, device: str, res: int, measure_missing: bool, as_json: bool) -> None:
+    """A profile whose predictor is not a lookup table (``nas.latency._predictors``)."""
+    from nas.latency._predictors import ensure_predictor, load_predictor
+
+    predictor = load_predictor(device)
+    timed = 0
+    if measure_missing and predictor.missing(arch, res):
+        timed = ensure_predictor([arch], device, res)
+        predictor = load_predictor(device)
+    start = time.perf_counter()
+    predicted = predictor.predict(arch, res)
+    elapsed_us = (time.perf_counter() - start) * 1e6
+    data = {"name": name, "arch_hash": arch.hash, "profile": predictor.profile,
+            "fingerprint": predictor.fingerprint, "resolution": res, "predicted_ms": predicted,
+            "predictor": getattr(predictor, "approach", "?"), "fits_built_now": timed, "predict_us": elapsed_us}
+    if as_json:
+        print_json(data)
+        return
+    _show(f"{name} on {predictor.profile} at {res}x{res} (predicted)", data,
+          ["predicted_ms", "predictor", "fits_built_now", "predict_us", "arch_hash"])
+
+
 @app.command()
 def profile(
     device: Device,
     space: Annotated[str, typer.Option("--space", "-s", help="Search space name or YAML file.")],
     resolution: Resolution = None,
-    calibrate: Annotated[int, typer.Option(help="Networks measured end to end to fit the calibration.")] = 24,
+    calibrate: Annotated[int | None, typer.Option(help=(
+        "Networks measured end to end to fit the calibration; default: the predictor's own (lut 24, ops 40)."))
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Table file to write.")] = None,
     jobs: Annotated[int, typer.Option(help="Parallel measuring processes, each pinned to its own CPUs.")] = 1,
     as_json: Json = False,
 ) -> None:
-    """Time every distinct stem, block and head of a space on a device, calibrate, export the table."""
-    from nas.latency import build_table
+    """Build a device's predictor for a space: time every distinct stem, block and head, calibrate and
+    export the table (lookup-table profiles), or measure networks and fit per-operator costs (``ops``)."""
+    from nas.latency import build_table, load_profile
+    from nas.latency._lut import CALIBRATION_NETWORKS
+
+    if load_profile(device).predictor != "lut":
+        from nas.latency._predictors import build_predictor
+        from nas.spaces import load_space
+
+        sp = load_space(space)
+        info = build_predictor(device, sp.name, resolution or sp.definition.resolution[0], networks=calibrate)
+        if as_json:
+            print_json(info)
+        else:
+            _show(f"{info['approach']} predictor {sp.name} on {device}", info, list(info))
+        return
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True, disable=as_json) as bar:
@@ -119,7 +160,8 @@ def profile(
                 tasks[what] = bar.add_task(f"timing {what}", total=total)
             bar.update(tasks[what], completed=done)
 
-        report = build_table(device, space, resolution, calibration_networks=calibrate, output=output,
+        report = build_table(device, space, resolution, output=output,
+                             calibration_networks=CALIBRATION_NETWORKS if calibrate is None else calibrate,
                              jobs=jobs, progress=progress)
     data = report.to_dict()
     if as_json:

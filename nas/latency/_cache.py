@@ -159,6 +159,14 @@ def get_measurement(url: str, arch_hash: str, resolution: int, profile: str, fin
                 "created_at": row.created_at}
 
 
+def get_measurements(url: str, profile: str, fingerprint: str) -> list[dict[str, Any]]:
+    """Every network measured on a profile and fingerprint: architecture JSON, resolution, median."""
+    with session_scope(ensure_tables(url)) as s:
+        rows = s.execute(select(LatencyMeasurementRow.architecture, LatencyMeasurementRow.resolution,
+                                LatencyMeasurementRow.median_ms).filter_by(profile=profile, fingerprint=fingerprint))
+        return [{"architecture": a, "resolution": r, "median_ms": m} for a, r, m in rows]
+
+
 def put_measurement(url: str, arch_hash: str, resolution: int, profile: str, fingerprint: str, *,
                     stats: LatencyStats, architecture: str, hardware: dict[str, Any],
                     conditions: dict[str, Any]) -> None:

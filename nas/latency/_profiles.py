@@ -47,7 +47,22 @@ class DeviceProfile(BaseModel):
     speed_canary: bool = Field(default=True, description=(
         "Time a fixed canary network beside every group of parts and scale to its reference speed "
         "(nas.latency._canary): for shared machines whose speed drifts. Off for a dedicated device."))
+    predictor: str = Field(default="lut", description=(
+        "How latency is predicted (nas.latency._predictors): lut (every part timed alone) or ops "
+        "(per-operator costs fitted on whole networks measured on the device)."))
+    predictor_networks: int | None = Field(default=None, ge=2, le=10_000, description=(
+        "Networks measured end to end per space and resolution to fit the predictor (its calibration); "
+        "default: the approach's own (lut 24, ops 40)."))
     source: str = Field(default="built-in", exclude=True)
+
+    @field_validator("predictor")
+    @classmethod
+    def _known_predictor(cls, value: str) -> str:
+        from nas.latency._predictors import approach_names
+
+        if value not in approach_names():
+            raise ValueError(f"unknown predictor {value!r}; known: {', '.join(approach_names())}")
+        return value
 
     @field_validator("runtime")
     @classmethod
@@ -90,12 +105,16 @@ BUILT_IN: dict[str, DeviceProfile] = {
         DeviceProfile(name="cpu-torch-1t", runtime="torch-eager", threads=1, batch=1,
                       description="PyTorch eager on the CPU, 1 thread, batch 1, inference mode"),
         DeviceProfile(name="cpu-litert-1t", runtime="litert", threads=1, batch=1,
+                      predictor="ops",
                       description="LiteRT (TFLite) with XNNPACK, float32, 1 thread, batch 1: a phone CPU's path"),
         DeviceProfile(name="cpu-litert-int8-1t", runtime="litert-int8", threads=1, batch=1,
+                      predictor="ops",
                       description="LiteRT with XNNPACK, full-integer int8 (PTQ on digits), 1 thread, batch 1"),
         DeviceProfile(name="cpu-openvino-1t", runtime="openvino", threads=1, batch=1,
+                      predictor="ops",
                       description="OpenVINO CPU plugin, f32, latency hint, 1 inference thread, batch 1"),
         DeviceProfile(name="cpu-ort-int8-1t", runtime="onnxruntime-int8", threads=1, batch=1,
+                      predictor="ops",
                       description="ONNX Runtime CPU, int8 static QDQ (PTQ on digits), 1 thread, batch 1"),
     )
 }

@@ -81,6 +81,18 @@ class Runtime(ABC):
     def configure(self) -> None:  # noqa: B027 (a hook with a default body, like Optuna's samplers)
         """Set the runtime's thread counts; called once per process before any ``prepare``."""
 
+    def prefetch(self, parts: Sequence[Part], cpus: list[int]) -> None:
+        """Produce the networks' deployable files on ``cpus`` (all the process may use) before ``prepare``
+        runs pinned under the timing lock; runtimes that convert slowly override this."""
+        deployed = self.deployed(self.profile.options)
+        specs = [p.spec for p in parts if p.kind == "network" and not p.spec.get("onnx_path")]
+        if deployed is None or deployed == ("onnx", False) or not specs:
+            return  # PyTorch modules and plain ONNX export take well under a second
+        from nas.latency._artifacts import calibration_spec, prefetch_networks
+
+        prefetch_networks(specs, deployed[0], int8=deployed[1], batch=self.profile.batch,
+                          calibration=calibration_spec(self.profile.options), cpus=cpus)
+
     @abstractmethod
     def prepare(self, part: Part) -> Callable[[], object]: ...
 

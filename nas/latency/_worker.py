@@ -94,6 +94,7 @@ def main() -> int:
 
     profile = DeviceProfile.model_validate(job["profile"])
     cpus = [int(c) for c in job.get("cpus") or profile.pinned_cpus()]
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cpus)
     timing = TimingSettings.model_validate(job["timing"]) if job.get("timing") else profile.timing
@@ -117,6 +118,7 @@ def main() -> int:
     for first in range(0, len(parts), group):
         chunk = parts[first:first + group]
         try:
+            runtime.prefetch(chunk, allowed)  # converting is not timing: every CPU, outside the lock
             with cpu_lock(cpus):
                 quiet = timing.wait_for_quiet if runtime.local else 0.0  # a remote device's load is not ours
                 waited = wait_for_quiet(quiet, timing.busy_cpus) if quiet else 0.0

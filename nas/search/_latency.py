@@ -14,9 +14,9 @@ log = logging.getLogger(__name__)
 
 @lru_cache(maxsize=8)
 def _predictor(device: str) -> Any:
-    from nas.latency import LatencyPredictor
+    from nas.latency._predictors import load_predictor
 
-    return LatencyPredictor.from_database(device)
+    return load_predictor(device)
 
 
 def judge(arch: Architecture, device: str, mode: str) -> LatencyOutcome:
@@ -24,12 +24,12 @@ def judge(arch: Architecture, device: str, mode: str) -> LatencyOutcome:
     if mode == "predicted":
         predictor = _predictor(device)
         if predictor.missing(arch):
-            # Parts the table lacks (a dataset's own class count in the head, NetAdapt's shrinks) are
-            # timed once, on this device, and stay in the table.
-            from nas.latency import ensure_entries
+            # What the predictor lacks (table parts for a dataset's own class count in the head or
+            # NetAdapt's shrinks; a per-operator fit for a new space) is timed once, on this device.
+            from nas.latency._predictors import ensure_predictor
 
-            timed = ensure_entries([arch], device)
-            log.info("timed %d table part(s) missing for network %s on %s", timed, arch.hash, device)
+            timed = ensure_predictor([arch], device)
+            log.info("timed %d missing predictor input(s) for network %s on %s", timed, arch.hash, device)
             _predictor.cache_clear()
             predictor = _predictor(device)
         return LatencyOutcome(ms=predictor.predict(arch), source="predicted", device=device,
