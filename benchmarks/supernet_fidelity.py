@@ -49,6 +49,14 @@ def main() -> None:
     parser.add_argument("--standalone-epochs", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--dataset", default="digits",
+                        help="digits, or imagefolder:PATH (e.g. Fashion-MNIST from fashion_mnist_tree.py).")
+    parser.add_argument("--subset", type=int, help="Examples kept in total (stratified, seeded) before the split.")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--standalone-only", action="store_true",
+                        help="Only proxy-train the subnets stand-alone (a later run reuses them with --reuse).")
+    parser.add_argument("--oneshot-only", action="store_true",
+                        help="Train the supernet and evaluate one-shot; stand-alone results only from --reuse.")
     parser.add_argument("--note", default="")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--reuse", type=Path, help="An earlier fidelity.json: reuse its stand-alone results for "
@@ -65,15 +73,19 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     result_file = args.out / "fidelity.json"
+    kind, _, path = args.dataset.partition(":")
+    dataset = DatasetSpec.model_validate({"kind": kind, "path": path or None, "resolution": 32, "subset": args.subset})
     spec = parse_supernet_spec({
-        "name": "fidelity", "space": args.space, "dataset": {"kind": "digits", "resolution": 32},
-        "recipe": {"epochs": args.epochs, "batch_size": 64, "lr": 0.05, "resolution": 32, "threads": args.threads},
+        "name": "fidelity", "space": args.space, "dataset": dataset.model_dump(mode="json"),
+        "recipe": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": 0.05, "resolution": 32,
+                   "threads": args.threads},
         "sandwich": {"random": 2}, "largest_epochs": max(1, args.epochs // 8), "eval_every": 5})
     record: dict[str, Any] = {
         "benchmark": "supernet rank fidelity", "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads,
                     "note": args.note},
         "supernet_spec": spec.model_dump(mode="json"), "subnets": [],
+        "standalone_epochs": args.standalone_epochs, "seeds": args.seeds,
     }
 
     def save() -> None:
@@ -85,32 +97,42 @@ def main() -> None:
             print(f"supernet epoch {p.epoch}/{p.epochs} step {p.step} {time.perf_counter() - start:.0f} s "
                   f"{p.last_eval}", flush=True)
 
-    summary = train_supernet(spec, args.out / "run", on_progress=epoch_done)
-    record["supernet"] = {"history": summary["history"], "steps": summary["steps"],
-                          "seconds_last_run": summary["seconds_this_run"]}
-    save()
-    loaded = load_supernet(str(args.out / "run" / "supernet.pt"))
-    calib_x, val_x, val_y = oneshot_data(loaded, 512)
+    loaded = None
+    if not args.standalone_only:
+        summary = train_supernet(spec, args.out / "run", on_progress=epoch_done)
+        record["supernet"] = {"history": summary["history"], "steps": summary["steps"],
+                              "seconds_last_run": summary["seconds_this_run"]}
+        save()
+        loaded = load_supernet(str(args.out / "run" / "supernet.pt"))
+        calib_x, val_x, val_y = oneshot_data(loaded, 512)
     space = load_space(args.space)
-    data = load_dataset(DatasetSpec(kind="digits", resolution=32))
+    data = load_dataset(dataset)
     rng = random.Random(2026)
-    archs = [space.sample(rng=rng, num_classes=10) for _ in range(args.subnets)]
+    archs = [space.sample(rng=rng, num_classes=data.num_classes) for _ in range(args.subnets)]
     for i, arch in enumerate(archs):
-        one = evaluate_subnet(loaded.net, arch, calib_x, val_x, val_y)
-        entry: dict[str, Any] = {"index": i, "arch_hash": arch.hash, "oneshot_accuracy": one.accuracy,
-                                 "oneshot_seconds": round(one.seconds, 4), "standalone": {}}
+        entry: dict[str, Any] = {"index": i, "arch_hash": arch.hash, "standalone": {}}
+        if loaded is not None:
+            one = evaluate_subnet(loaded.net, arch, calib_x, val_x, val_y)
+            entry.update(oneshot_accuracy=one.accuracy, oneshot_seconds=round(one.seconds, 4),
+                         groups=[b.groups for stage in arch.stages for b in stage])
         for seed in args.seeds:
             earlier = _earlier(args.reuse, arch.hash, seed)
             if earlier is not None:
                 entry["standalone"][str(seed)] = {**earlier, "reused_from": str(args.reuse)}
                 continue
+            if args.oneshot_only:
+                continue
             recipe = TrainRecipe(epochs=args.standalone_epochs, resolution=32, seed=seed, threads=args.threads)
             res = train_and_evaluate(arch, data, recipe)
             entry["standalone"][str(seed)] = {"accuracy": res.accuracy, "seconds": round(res.train_seconds, 2)}
         record["subnets"].append(entry)
-        print(f"{i}: one-shot {one.accuracy:.4f} ({one.seconds:.3f} s) stand-alone "
+        print(f"{i}: one-shot {entry.get('oneshot_accuracy')} ({entry.get('oneshot_seconds')} s) stand-alone "
               f"{[v['accuracy'] for v in entry['standalone'].values()]}", flush=True)
         save()
+    record["seconds_total"] = round(time.perf_counter() - start, 1)
+    if loaded is None or any(len(e["standalone"]) < len(args.seeds) for e in record["subnets"]):
+        save()  # stand-alone results (or one-shot ones) alone: no tau to compute
+        return
     oneshot = [e["oneshot_accuracy"] for e in record["subnets"]]
     per_seed = {s: [e["standalone"][str(s)]["accuracy"] for e in record["subnets"]] for s in args.seeds}
     mean = [sum(v) / len(v) for v in zip(*per_seed.values(), strict=True)]

@@ -17,6 +17,7 @@ from torch.nn import functional as F
 from nas.arch import Architecture, Block, BlockType
 from nas.builder import init_weights
 from nas.errors import ArchitectureError, SpaceError
+from nas.supernet._groups import after_shuffle, expanded_channels
 from nas.supernet._layers import (
     ElasticBN,
     ElasticConv,
@@ -49,16 +50,11 @@ class GroupPath(nn.Module):
 class SuperBlock(nn.Module):
     """An mbconv position: one :class:`GroupPath` per group count the space allows here.
 
-    Kernel, expansion, width, SE and activation share weights within a path; group counts do not. Both
-    ways of sharing across group counts were measured to fail (digits, 10 classes, 20 epochs): one dense
-    1x1 weight whose block diagonal serves every count, and per-count 1x1 convs around a shared depthwise
-    conv, both left the largest subnet at 98-99% one-shot but the same network with 2 or 4 groups at
-    11-21%: the channel shuffle after a grouped expansion feeds each depthwise channel a different
-    expanded channel for every group count (and every width). Without groups, the same training gave
-    random subnets 94-97% one-shot. Separate paths per group count do not rescue subnets that mix group
-    counts across blocks either (13-26% after 20 epochs: each path learns its own residual stream, and only
-    the all-dense largest and all-grouped smallest are trained every step), so for now the supernet serves
-    spaces without grouped 1x1 convs well and grouped ones poorly (benchmarks/results/2026-11-29c/supernet)."""
+    Kernel, expansion, width, SE and activation share weights within a path; group counts do not (the
+    dense path is the one sorted by importance, see ``_sort``). Within a grouped path each expanded
+    channel keeps its place whatever the expansion and width (``_groups``): indexed by position instead,
+    random subnets that mix group counts scored 14-26% one-shot on digits
+    (benchmarks/results/2026-11-29c/supernet)."""
 
     def __init__(self, *, cin: int, out: int, mid: int, kernels: list[int], stride: int, se: bool,
                  groups: list[int]) -> None:
@@ -86,20 +82,33 @@ class SuperBlock(nn.Module):
     def mid_channels(self) -> int:
         return self.all_paths()[0][1].dw.in_channels
 
+    def channels(self, block: Block, cin: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(expanded channels in expansion order, the same after the shuffle) of a grouped block; None for a
+        dense one, whose channels are prefixes."""
+        if block.groups == 1:
+            return None
+        mid = self.path(block.groups).dw.in_channels
+        if block.mid == cin:  # no expansion, no shuffle: the depthwise runs on the block's input channels
+            same = torch.arange(cin, device=device)
+            return same, same
+        ids = expanded_channels(block.mid, block.groups, mid, device)
+        return ids, after_shuffle(ids, block.groups)
+
     def forward_sub(self, x: torch.Tensor, block: Block) -> torch.Tensor:
         cin, act, g = int(x.shape[1]), act_module(block.activation), block.groups
         p = self.path(g)
+        ids, order = self.channels(block, cin, x.device) or (None, None)
         h = x
         if block.mid != cin:
             assert p.expand is not None and p.expand_bn is not None
-            h = act(p.expand_bn(p.expand.forward_sub(x, block.mid, g)))
-            if g > 1:
-                h = shuffle(h, g)
-        h = act(p.dw_bn(p.dw.forward_sub(h, block.kernel)))
+            h = act(p.expand_bn(p.expand.forward_sub(x, block.mid, g, rows=ids), ids))
+        h = act(p.dw_bn(p.dw.forward_sub(h, block.kernel, ids), ids))
         if block.se:
             assert p.se is not None
-            h = p.se(h)
-        h = p.project_bn(p.project.forward_sub(h, block.out, g))
+            h = p.se(h, ids)
+        if g > 1 and block.mid != cin:
+            h = shuffle(h, g)
+        h = p.project_bn(p.project.forward_sub(h, block.out, g, cols=order))
         return x + h if block.stride == 1 and cin == block.out else h
 
 
