@@ -97,6 +97,10 @@ def main() -> None:
         print(f"teacher {args.teacher_arch}: {summary['accuracy']:.4f}", flush=True)
     else:
         record["teacher"] = {"state": teacher}
+        trained = Path(teacher).with_name("summary.json")  # written by nas train: its accuracy and recipe
+        if trained.is_file():
+            known = json.loads(trained.read_text())
+            record["teacher"].update(accuracy=known.get("accuracy"), job=known.get("job"))
     save()
     student = load_architecture(args.student)
     for seed in args.seeds:

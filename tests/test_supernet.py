@@ -4,6 +4,7 @@ static network with the same outputs."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -185,3 +186,31 @@ def test_a_grouped_blocks_expanded_channel_keeps_its_depthwise_kernel_at_every_e
         assert set(narrower) <= set(widest), "an expanded channel the widest subnet does not have"
         for scale, kernel in narrower.items():
             assert torch.equal(kernel, widest[scale]), (expansion, width, scale)
+
+
+def test_with_shared_group_weights_every_group_count_runs_on_one_set_of_weights_and_extracts_exactly() -> None:
+    torch.manual_seed(0)
+    space = load_space("mobilenetv3-small")
+    net = Supernet(space, 10, shared_groups=True)
+    block = net.positions()[2][0]
+    assert {id(block.path(g)) for g in (1, 2, 4)} == {id(block.path(1))}
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():  # BN statistics of several subnets, then compare in eval mode
+        for seed in range(3):
+            net(x, space.sample(seed=100 + seed, num_classes=10))
+    net.eval()
+    for seed in range(4):
+        arch = space.sample(seed=seed, num_classes=10)
+        with torch.no_grad():
+            assert torch.allclose(net(x, arch), extract(net, arch).eval()(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_saved_supernet_loads_with_the_group_weights_it_was_trained_with(tmp_path: Path, shared: bool) -> None:
+    from nas.supernet import load_supernet, save_supernet
+
+    net = Supernet(load_space("mobilenetv3-small"), 10, shared_groups=shared)
+    loaded = load_supernet(str(save_supernet(net, tmp_path / "s.pt", {})))
+    assert loaded.net.shared_groups is shared
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), loaded.net.state_dict().values(),
+                                                  strict=True))

@@ -57,22 +57,22 @@ class SuperBlock(nn.Module):
     (benchmarks/results/2026-11-29c/supernet)."""
 
     def __init__(self, *, cin: int, out: int, mid: int, kernels: list[int], stride: int, se: bool,
-                 groups: list[int]) -> None:
+                 groups: list[int], shared: bool = False) -> None:
         super().__init__()
-        self.stride = stride
-        self.paths = nn.ModuleDict({str(g): GroupPath(cin=cin, out=out, mid=mid, kernels=kernels, stride=stride,
-                                                      se=se) for g in sorted(groups)})
+        self.stride, self.groups = stride, sorted(groups)
+        names = ["shared"] if shared else [str(g) for g in self.groups]
+        self.paths = nn.ModuleDict({name: GroupPath(cin=cin, out=out, mid=mid, kernels=kernels, stride=stride, se=se)
+                                    for name in names})
 
     def path(self, groups: int) -> GroupPath:
-        g = str(groups)
-        if g not in self.paths:
-            raise ValueError(f"groups {groups} is not one of this block's {list(self.paths)}")
-        found = self.paths[g]
+        if groups not in self.groups:
+            raise ValueError(f"groups {groups} is not one of this block's {self.groups}")
+        found = self.paths["shared" if "shared" in self.paths else str(groups)]
         assert isinstance(found, GroupPath)
         return found
 
     def all_paths(self) -> list[tuple[int, GroupPath]]:
-        return [(int(g), self.path(int(g))) for g in self.paths]
+        return [(g, self.path(g)) for g in self.groups]
 
     @property
     def out_channels(self) -> int:
@@ -115,8 +115,9 @@ class SuperBlock(nn.Module):
 class Supernet(nn.Module):
     """Shared weights for every member of ``space`` (mbconv spaces) with ``num_classes`` outputs."""
 
-    def __init__(self, space: SearchSpace, num_classes: int) -> None:
+    def __init__(self, space: SearchSpace, num_classes: int, *, shared_groups: bool = False) -> None:
         super().__init__()
+        self.shared_groups = shared_groups
         d = space.definition
         for s, stage_def in enumerate(d.stages):
             if stage_def.block != [BlockType.mbconv]:
@@ -136,7 +137,8 @@ class Supernet(nn.Module):
                 can_expand = any(e != 1 for e in stage_space.expansion)
                 blocks.append(SuperBlock(cin=cin, out=block.out, mid=block.mid if can_expand else cin,
                                          kernels=list(stage_space.kernel), stride=block.stride,
-                                         se=True in stage_space.se, groups=list(stage_space.groups)))
+                                         se=True in stage_space.se, groups=list(stage_space.groups),
+                                         shared=shared_groups))
                 cin = block.out
             stages.append(nn.ModuleList(blocks))
         self.stages = nn.ModuleList(stages)
