@@ -5,11 +5,13 @@ with one dimension changed (group counts, the width), on 200 validation images.
 
 Written for 2026-11-29c: it showed that the separate-paths supernet fails on subnets whose paths were
 not trained together (the largest with one early block at 2 groups, or at width 0.5), not only on
-subnets that mix group counts (docs/supernet.md).
+subnets that mix group counts, and (last rows) that random subnets score as low in the supernet's own
+forward with batch statistics: they are not learned, whatever the evaluation (docs/supernet.md).
 """
 
 from __future__ import annotations
 
+import random
 import sys
 from typing import Any
 
@@ -36,6 +38,15 @@ def main() -> None:
         arch = space.decode(choices, num_classes=net.num_classes)
         accuracy = evaluate_subnet(net, arch, calib, val_x[:200], val_y[:200]).accuracy
         print(f"| {label} | {accuracy:.3f} |", flush=True)
+    # Learned at all? The supernet's own forward with batch statistics (no extraction, no BN re-estimation).
+    rng = random.Random(2026)
+    for i in range(3):
+        arch = space.sample(rng=rng, num_classes=net.num_classes)
+        net.train()
+        with torch.no_grad():
+            batch = float((net(val_x[:256], arch).argmax(1) == val_y[:256]).float().mean())
+        oneshot = evaluate_subnet(net, arch, calib, val_x[:256], val_y[:256]).accuracy
+        print(f"| random subnet {i}: supernet forward, batch statistics / one-shot | {batch:.3f} / {oneshot:.3f} |")
 
 
 if __name__ == "__main__":
