@@ -4,11 +4,11 @@ A grouped expansion with ``g`` groups and ``mid`` channels is followed by a chan
 permutation depends on ``mid``. Indexed by position (a prefix of ``mid``), the depthwise channel at a
 position would read a different expanded channel for every expansion ratio and width, and an expanded
 channel would change group: the weights shared across subnets then mean something different in each of
-them (measured: random subnets of such a supernet scored 14-26% one-shot while the largest and smallest,
-whose ``mid`` never changes, scored 96-99%). Here the expanded channel ``s`` of group ``i`` is always
+them. Here the expanded channel ``s`` of group ``i`` is always
 supernet channel ``i * (capacity // g) + s``: its group, its expansion weights and its depthwise, BN and
 SE weights stay the same whatever ``mid`` is; the supernet runs depthwise, BN and SE in that
-(pre-shuffle) order, which gives the same outputs as the builder's shuffle-then-depthwise.
+(pre-shuffle) order, which gives the same outputs as the builder's shuffle-then-depthwise. (This alone
+did not make random subnets of a grouped space trainable: docs/supernet.md.)
 """
 
 from __future__ import annotations

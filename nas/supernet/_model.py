@@ -50,11 +50,11 @@ class GroupPath(nn.Module):
 class SuperBlock(nn.Module):
     """An mbconv position: one :class:`GroupPath` per group count the space allows here.
 
-    Kernel, expansion, width, SE and activation share weights within a path; group counts do not (the
-    dense path is the one sorted by importance, see ``_sort``). Within a grouped path each expanded
-    channel keeps its place whatever the expansion and width (``_groups``): indexed by position instead,
-    random subnets that mix group counts scored 14-26% one-shot on digits
-    (benchmarks/results/2026-11-29c/supernet)."""
+    Kernel, expansion, width, SE and activation share weights within a path; group counts do not, unless
+    ``shared`` (one path serves every count through block-diagonal weights). The dense path is the one
+    sorted by importance (``_sort``). Each expanded channel keeps its place whatever the expansion and
+    width (``_groups``). Measured (docs/supernet.md): neither variant yet trains random subnets of a space
+    with group choices (11-26% one-shot; the largest and smallest are fine), unlike a space without them."""
 
     def __init__(self, *, cin: int, out: int, mid: int, kernels: list[int], stride: int, se: bool,
                  groups: list[int], shared: bool = False) -> None:
