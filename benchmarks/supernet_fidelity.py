@@ -32,12 +32,13 @@ def kendall(a: list[float], b: list[float]) -> float:
     return float(kendalltau(a, b).statistic)
 
 
-def _earlier(path: Path | None, arch_hash: str, seed: int) -> dict[str, Any] | None:
-    if path is None or not path.is_file():
-        return None
-    for entry in json.loads(path.read_text()).get("subnets", []):
-        if entry["arch_hash"] == arch_hash and str(seed) in entry["standalone"]:
-            return dict(entry["standalone"][str(seed)])
+def _earlier(paths: list[Path], arch_hash: str, seed: int) -> dict[str, Any] | None:
+    for path in paths:
+        if not path.is_file():
+            continue
+        for entry in json.loads(path.read_text()).get("subnets", []):
+            if entry["arch_hash"] == arch_hash and str(seed) in entry["standalone"]:
+                return {**entry["standalone"][str(seed)], "reused_from": str(path)}
     return None
 
 
@@ -49,11 +50,28 @@ def main() -> None:
     parser.add_argument("--standalone-epochs", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--dataset", default="digits",
+                        help="digits, or imagefolder:PATH (e.g. Fashion-MNIST from fashion_mnist_tree.py).")
+    parser.add_argument("--subset", type=int, help="Examples kept in total (stratified, seeded) before the split.")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--group-weights", choices=["separate", "shared"], default="separate")
+    parser.add_argument("--standalone-only", action="store_true",
+                        help="Only proxy-train the subnets stand-alone (a later run reuses them with --reuse).")
+    parser.add_argument("--oneshot-only", action="store_true",
+                        help="Train the supernet and evaluate one-shot; stand-alone results only from --reuse.")
     parser.add_argument("--note", default="")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--reuse", type=Path, help="An earlier fidelity.json: reuse its stand-alone results for "
-                        "the same architectures and seeds (stand-alone training does not depend on the supernet).")
+    parser.add_argument("--indices", type=int, nargs=2, metavar=("START", "STOP"),
+                        help="Only subnets START..STOP-1 of the seeded sample (to run stand-alone training in parts).")
+    parser.add_argument("--reuse", type=Path, nargs="+", default=[], help=(
+                        "Earlier fidelity.json files: reuse their stand-alone results for "
+                        "the same architectures and seeds (stand-alone training does not depend on the supernet)."))
+    parser.add_argument("--merge", type=Path, nargs="+", help="Only join these fidelity.json files (a one-shot "
+                        "run and stand-alone parts) into --out and compute the taus.")
     args = parser.parse_args()
+    if args.merge:
+        merge(args.merge, args.seeds, args.out)
+        return
 
     import torch
 
@@ -65,15 +83,20 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     result_file = args.out / "fidelity.json"
+    kind, _, path = args.dataset.partition(":")
+    dataset = DatasetSpec.model_validate({"kind": kind, "path": path or None, "resolution": 32, "subset": args.subset})
     spec = parse_supernet_spec({
-        "name": "fidelity", "space": args.space, "dataset": {"kind": "digits", "resolution": 32},
-        "recipe": {"epochs": args.epochs, "batch_size": 64, "lr": 0.05, "resolution": 32, "threads": args.threads},
-        "sandwich": {"random": 2}, "largest_epochs": max(1, args.epochs // 8), "eval_every": 5})
+        "name": "fidelity", "space": args.space, "dataset": dataset.model_dump(mode="json"),
+        "recipe": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": 0.05, "resolution": 32,
+                   "threads": args.threads},
+        "sandwich": {"random": 2}, "largest_epochs": max(1, args.epochs // 8), "eval_every": 5,
+        "group_weights": args.group_weights})
     record: dict[str, Any] = {
         "benchmark": "supernet rank fidelity", "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads,
                     "note": args.note},
         "supernet_spec": spec.model_dump(mode="json"), "subnets": [],
+        "standalone_epochs": args.standalone_epochs, "seeds": args.seeds,
     }
 
     def save() -> None:
@@ -85,45 +108,84 @@ def main() -> None:
             print(f"supernet epoch {p.epoch}/{p.epochs} step {p.step} {time.perf_counter() - start:.0f} s "
                   f"{p.last_eval}", flush=True)
 
-    summary = train_supernet(spec, args.out / "run", on_progress=epoch_done)
-    record["supernet"] = {"history": summary["history"], "steps": summary["steps"],
-                          "seconds_last_run": summary["seconds_this_run"]}
-    save()
-    loaded = load_supernet(str(args.out / "run" / "supernet.pt"))
-    calib_x, val_x, val_y = oneshot_data(loaded, 512)
+    loaded = None
+    if not args.standalone_only:
+        summary = train_supernet(spec, args.out / "run", on_progress=epoch_done)
+        record["supernet"] = {"history": summary["history"], "steps": summary["steps"],
+                              "seconds_last_run": summary["seconds_this_run"]}
+        save()
+        loaded = load_supernet(str(args.out / "run" / "supernet.pt"))
+        calib_x, val_x, val_y = oneshot_data(loaded, 512)
     space = load_space(args.space)
-    data = load_dataset(DatasetSpec(kind="digits", resolution=32))
+    data = load_dataset(dataset)
     rng = random.Random(2026)
-    archs = [space.sample(rng=rng, num_classes=10) for _ in range(args.subnets)]
+    archs = [space.sample(rng=rng, num_classes=data.num_classes) for _ in range(args.subnets)]
+    start_index, stop_index = args.indices or (0, len(archs))
     for i, arch in enumerate(archs):
-        one = evaluate_subnet(loaded.net, arch, calib_x, val_x, val_y)
-        entry: dict[str, Any] = {"index": i, "arch_hash": arch.hash, "oneshot_accuracy": one.accuracy,
-                                 "oneshot_seconds": round(one.seconds, 4), "standalone": {}}
+        if not start_index <= i < stop_index:
+            continue
+        entry: dict[str, Any] = {"index": i, "arch_hash": arch.hash, "standalone": {}}
+        if loaded is not None:
+            one = evaluate_subnet(loaded.net, arch, calib_x, val_x, val_y)
+            entry.update(oneshot_accuracy=one.accuracy, oneshot_seconds=round(one.seconds, 4),
+                         groups=[b.groups for stage in arch.stages for b in stage])
         for seed in args.seeds:
             earlier = _earlier(args.reuse, arch.hash, seed)
             if earlier is not None:
-                entry["standalone"][str(seed)] = {**earlier, "reused_from": str(args.reuse)}
+                entry["standalone"][str(seed)] = earlier
+                continue
+            if args.oneshot_only:
                 continue
             recipe = TrainRecipe(epochs=args.standalone_epochs, resolution=32, seed=seed, threads=args.threads)
             res = train_and_evaluate(arch, data, recipe)
             entry["standalone"][str(seed)] = {"accuracy": res.accuracy, "seconds": round(res.train_seconds, 2)}
         record["subnets"].append(entry)
-        print(f"{i}: one-shot {one.accuracy:.4f} ({one.seconds:.3f} s) stand-alone "
+        print(f"{i}: one-shot {entry.get('oneshot_accuracy')} ({entry.get('oneshot_seconds')} s) stand-alone "
               f"{[v['accuracy'] for v in entry['standalone'].values()]}", flush=True)
         save()
-    oneshot = [e["oneshot_accuracy"] for e in record["subnets"]]
-    per_seed = {s: [e["standalone"][str(s)]["accuracy"] for e in record["subnets"]] for s in args.seeds}
-    mean = [sum(v) / len(v) for v in zip(*per_seed.values(), strict=True)]
-    record["kendall_tau"] = {
-        "oneshot_vs_standalone_mean": kendall(oneshot, mean),
-        **{f"oneshot_vs_standalone_seed{s}": kendall(oneshot, v) for s, v in per_seed.items()},
-    }
-    if len(args.seeds) >= 2:
-        s0, s1 = args.seeds[:2]
-        record["kendall_tau"][f"standalone_seed{s0}_vs_seed{s1}"] = kendall(per_seed[s0], per_seed[s1])
+    record["seconds_total"] = round(time.perf_counter() - start, 1)
+    if loaded is None or any(len(e["standalone"]) < len(args.seeds) for e in record["subnets"]):
+        save()  # stand-alone results (or one-shot ones) alone: no tau to compute
+        return
+    record["kendall_tau"] = taus(record["subnets"], args.seeds)
     record["seconds_total"] = round(time.perf_counter() - start, 1)
     save()
     print(json.dumps(record["kendall_tau"], indent=2))
+
+
+def taus(subnets: list[dict[str, Any]], seeds: list[int]) -> dict[str, float]:
+    """One-shot vs stand-alone (mean of the seeds, and each seed), and the first two seeds vs each other."""
+    oneshot = [e["oneshot_accuracy"] for e in subnets]
+    per_seed = {s: [e["standalone"][str(s)]["accuracy"] for e in subnets] for s in seeds}
+    mean = [sum(v) / len(v) for v in zip(*per_seed.values(), strict=True)]
+    found = {"oneshot_vs_standalone_mean": kendall(oneshot, mean),
+             **{f"oneshot_vs_standalone_seed{s}": kendall(oneshot, v) for s, v in per_seed.items()}}
+    if len(seeds) >= 2:
+        s0, s1 = seeds[:2]
+        found[f"standalone_seed{s0}_vs_seed{s1}"] = kendall(per_seed[s0], per_seed[s1])
+    return found
+
+
+def merge(files: list[Path], seeds: list[int], out: Path) -> None:
+    """Join the one-shot run and the stand-alone parts (by subnet index) into out/fidelity.json with its taus."""
+    records = [json.loads(f.read_text()) for f in files]
+    base = next((r for r in records if "supernet" in r), records[0])
+    joined: dict[int, dict[str, Any]] = {}
+    for r in records:
+        for e in r["subnets"]:
+            entry = joined.setdefault(e["index"], {"standalone": {}})
+            if entry.get("arch_hash", e["arch_hash"]) != e["arch_hash"]:
+                raise SystemExit(f"subnet {e['index']}: different architectures in {files}")
+            entry["standalone"].update(e.pop("standalone"))
+            entry.update(e)
+    merged = {**base, "merged_from": [str(f) for f in files], "subnets": [joined[i] for i in sorted(joined)]}
+    complete = [e for e in merged["subnets"] if "oneshot_accuracy" in e and all(str(s) in e["standalone"]
+                                                                               for s in seeds)]
+    merged["complete_subnets"] = len(complete)
+    merged["kendall_tau"] = taus(complete, seeds)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "fidelity.json").write_text(json.dumps(merged, indent=2) + "\n")
+    print(f"{len(complete)} subnets: {json.dumps(merged['kendall_tau'], indent=2)}")
 
 
 if __name__ == "__main__":

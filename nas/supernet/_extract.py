@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from nas.arch import Architecture
+from nas.arch import Architecture, Block
 from nas.blocks import ConvBNAct, MBConv, SqueezeExcite
 from nas.builder import Network, build_model
 from nas.supernet._layers import ElasticBN, ElasticConv, ElasticLinear, ElasticSE
@@ -21,51 +21,59 @@ if TYPE_CHECKING:
     from nas.supernet._model import SuperBlock, Supernet
 
 
-def _bn(dst: nn.Module, src: ElasticBN) -> None:
+def _bn(dst: nn.Module, src: ElasticBN, index: torch.Tensor | None = None) -> None:
     assert isinstance(dst, nn.BatchNorm2d)
     c = dst.num_features
     assert dst.running_mean is not None and dst.running_var is not None
     assert src.running_mean is not None and src.running_var is not None
-    dst.weight.copy_(src.weight[:c])
-    dst.bias.copy_(src.bias[:c])
-    dst.running_mean.copy_(src.running_mean[:c])
-    dst.running_var.copy_(src.running_var[:c])
+    channels = slice(0, c) if index is None else index
+    dst.weight.copy_(src.weight[channels])
+    dst.bias.copy_(src.bias[channels])
+    dst.running_mean.copy_(src.running_mean[channels])
+    dst.running_var.copy_(src.running_var[channels])
     if dst.num_batches_tracked is not None and src.num_batches_tracked is not None:
         dst.num_batches_tracked.copy_(src.num_batches_tracked)
 
 
-def _conv_bn(dst: nn.Module, conv: ElasticConv, bn: ElasticBN, groups: int = 1) -> None:
+def _conv_bn(dst: nn.Module, conv: ElasticConv, bn: ElasticBN, groups: int = 1,
+             rows: torch.Tensor | None = None, cols: torch.Tensor | None = None) -> None:
     assert isinstance(dst, ConvBNAct)
     target = dst[0]
     assert isinstance(target, nn.Conv2d)
-    target.weight.copy_(conv.weight_for(target.in_channels, target.out_channels, groups))
-    _bn(dst[1], bn)
+    target.weight.copy_(conv.weight_for(target.in_channels, target.out_channels, groups, rows, cols))
+    _bn(dst[1], bn, rows)
 
 
-def _se(dst: SqueezeExcite, src: ElasticSE) -> None:
+def _se(dst: SqueezeExcite, src: ElasticSE, index: torch.Tensor | None = None) -> None:
     c, sq = dst.fc2.out_channels, dst.fc1.out_channels
-    for d, s, rows, cols in ((dst.fc1, src.fc1, sq, c), (dst.fc2, src.fc2, c, sq)):
-        d.weight.copy_(s.weight[:rows, :cols])
-        assert d.bias is not None and s.bias is not None
-        d.bias.copy_(s.bias[:rows])
+    channels = slice(0, c) if index is None else index
+    assert dst.fc1.bias is not None and src.fc1.bias is not None
+    assert dst.fc2.bias is not None and src.fc2.bias is not None
+    dst.fc1.weight.copy_(src.fc1.weight[:sq, channels])
+    dst.fc1.bias.copy_(src.fc1.bias[:sq])
+    dst.fc2.weight.copy_(src.fc2.weight[channels, :sq])
+    dst.fc2.bias.copy_(src.fc2.bias[channels])
 
 
-def _block(dst: MBConv, src: SuperBlock, groups: int, kernel: int) -> None:
+def _block(dst: MBConv, src: SuperBlock, block: Block, cin: int) -> None:
+    """Copy ``block``'s weights; a grouped block's depthwise, BN and SE channels in the builder's
+    (shuffled) order, which ``SuperBlock.channels`` gives."""
     convs = [m for m in dst.body if isinstance(m, ConvBNAct)]
     ses = [m for m in dst.body if isinstance(m, SqueezeExcite)]
-    p = src.path(groups)
+    p = src.path(block.groups)
+    ids, order = src.channels(block, cin, torch.device("cpu")) or (None, None)
     if len(convs) == 3:
         assert p.expand is not None and p.expand_bn is not None
-        _conv_bn(convs.pop(0), p.expand, p.expand_bn, groups)
+        _conv_bn(convs.pop(0), p.expand, p.expand_bn, block.groups, rows=ids)
     dw, project = convs
     dw_conv = dw[0]
     assert isinstance(dw_conv, nn.Conv2d)
-    dw_conv.weight.copy_(p.dw.kernel_for(dw_conv.out_channels, kernel))
-    _bn(dw[1], p.dw_bn)
+    dw_conv.weight.copy_(p.dw.kernel_for(dw_conv.out_channels, block.kernel, order))
+    _bn(dw[1], p.dw_bn, order)
     if ses:
         assert p.se is not None
-        _se(ses[0], p.se)
-    _conv_bn(project, p.project, p.project_bn, groups)
+        _se(ses[0], p.se, order)
+    _conv_bn(project, p.project, p.project_bn, block.groups, cols=order)
 
 
 def _linear(dst: nn.Module, src: ElasticLinear) -> None:
@@ -81,11 +89,13 @@ def extract(supernet: Supernet, arch: Architecture) -> Network:
     with torch.no_grad():
         _conv_bn(net.stem[0], supernet.stem, supernet.stem_bn)
         blocks = iter(net.blocks)
+        cin = arch.stem.channels
         for stage, supers in zip(arch.stages, supernet.positions(), strict=True):
             for block, sup in zip(stage, supers, strict=False):
                 dst = next(blocks)
                 assert isinstance(dst, MBConv)
-                _block(dst, sup, block.groups, block.kernel)
+                _block(dst, sup, block, cin)
+                cin = block.out
         if arch.head.channels:
             assert supernet.head_conv is not None and supernet.head_bn is not None
             _conv_bn(net.head_conv, supernet.head_conv, supernet.head_bn)

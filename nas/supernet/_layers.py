@@ -2,7 +2,8 @@
 
 Width is elastic by taking the *first* channels (largest-first slicing; ``sort_channels`` puts the most
 important channels first), so a subnet's weights are a prefix of the supernet's and can be copied into
-a static network of ``nas.builder``. Grouped 1x1 convs use the block diagonal of the dense weight.
+a static network of ``nas.builder``. Grouped 1x1 convs use the block diagonal of the dense weight, with
+the rows and columns given as channel indices when a block's channels are not a prefix (``_groups``).
 The depthwise kernel is elastic as in once-for-all: a k x k kernel is the centre of the next larger one
 passed through a learned (k*k x k*k) transformation, identity at initialisation and shared by the channels.
 BatchNorm eps and momentum are read from ``nas.blocks`` so the supernet and the builder never disagree.
@@ -40,15 +41,20 @@ class ElasticConv(nn.Conv2d):
     def __init__(self, cin: int, cout: int, kernel: int = 1, stride: int = 1) -> None:
         super().__init__(cin, cout, kernel, stride, kernel // 2, bias=False)
 
-    def weight_for(self, cin: int, cout: int, groups: int = 1) -> torch.Tensor:
-        w = self.weight[:cout, :cin]
+    def weight_for(self, cin: int, cout: int, groups: int = 1, rows: torch.Tensor | None = None,
+                   cols: torch.Tensor | None = None) -> torch.Tensor:
+        """The (grouped) weight over output channels ``rows`` and input channels ``cols`` of the dense
+        weight (prefixes of ``cout`` and ``cin`` when not given): group i joins the i-th slices of both."""
+        w = self.weight[:cout] if rows is None else self.weight[rows]
+        w = w[:, :cin] if cols is None else w[:, cols]
         if groups == 1:
             return w
         go, gi = cout // groups, cin // groups
         return torch.cat([w[i * go:(i + 1) * go, i * gi:(i + 1) * gi] for i in range(groups)], 0)
 
-    def forward_sub(self, x: torch.Tensor, cout: int, groups: int = 1) -> torch.Tensor:
-        w = self.weight_for(int(x.shape[1]), cout, groups)
+    def forward_sub(self, x: torch.Tensor, cout: int, groups: int = 1, rows: torch.Tensor | None = None,
+                    cols: torch.Tensor | None = None) -> torch.Tensor:
+        w = self.weight_for(int(x.shape[1]), cout, groups, rows, cols)
         return F.conv2d(x, w, None, self.stride, self.padding, 1, groups)
 
 
@@ -63,10 +69,11 @@ class ElasticDepthwise(nn.Conv2d):
             f"{a}to{b}": nn.Parameter(torch.eye(b * b)) for a, b in itertools.pairwise(self.kernels)
         })
 
-    def kernel_for(self, channels: int, kernel: int) -> torch.Tensor:
+    def kernel_for(self, channels: int, kernel: int, index: torch.Tensor | None = None) -> torch.Tensor:
+        """The ``kernel`` x ``kernel`` weights of the first ``channels`` channels (or of channels ``index``)."""
         if kernel not in self.kernels:
             raise ValueError(f"kernel {kernel} is not one of this layer's {self.kernels}")
-        w = self.weight[:channels]
+        w = self.weight[:channels] if index is None else self.weight[index]
         for a, b in itertools.pairwise(self.kernels):
             if a == kernel:
                 break
@@ -75,9 +82,9 @@ class ElasticDepthwise(nn.Conv2d):
             w = F.linear(centre, self.transforms[f"{a}to{b}"]).reshape(channels, 1, b, b)
         return w
 
-    def forward_sub(self, x: torch.Tensor, kernel: int) -> torch.Tensor:
+    def forward_sub(self, x: torch.Tensor, kernel: int, index: torch.Tensor | None = None) -> torch.Tensor:
         channels = int(x.shape[1])
-        w = self.kernel_for(channels, kernel)
+        w = self.kernel_for(channels, kernel, index)
         pad = kernel // 2
         reach = min(pad, max(int(x.shape[-2]), int(x.shape[-1])) - 1)
         if reach < pad:  # taps that only ever see padding: same result, much faster (nas.proxies._speed)
@@ -86,13 +93,14 @@ class ElasticDepthwise(nn.Conv2d):
 
 
 class ElasticBN(nn.BatchNorm2d):
-    """BatchNorm over the first ``x.shape[1]`` channels; running statistics are updated in place on the prefix."""
+    """BatchNorm over the first ``x.shape[1]`` channels (or channels ``index``); running statistics are
+    updated in place on them."""
 
     def __init__(self, channels: int) -> None:
         eps, momentum = bn_settings()
         super().__init__(channels, eps=eps, momentum=momentum)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         c = int(x.shape[1])
         factor = 0.0
         if self.training:
@@ -100,8 +108,16 @@ class ElasticBN(nn.BatchNorm2d):
             self.num_batches_tracked.add_(1)
             factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
         assert self.running_mean is not None and self.running_var is not None
-        return F.batch_norm(x, self.running_mean[:c], self.running_var[:c], self.weight[:c], self.bias[:c],
-                            self.training, factor, self.eps)
+        if index is None:
+            return F.batch_norm(x, self.running_mean[:c], self.running_var[:c], self.weight[:c], self.bias[:c],
+                                self.training, factor, self.eps)
+        mean, var = self.running_mean[index], self.running_var[index]  # copies: written back below
+        out = F.batch_norm(x, mean, var, self.weight[index], self.bias[index], self.training, factor, self.eps)
+        if self.training:
+            with torch.no_grad():
+                self.running_mean[index] = mean
+                self.running_var[index] = var
+        return out
 
 
 class ElasticSE(nn.Module):
@@ -113,12 +129,14 @@ class ElasticSE(nn.Module):
         self.fc1 = nn.Conv2d(channels, squeeze, 1)
         self.fc2 = nn.Conv2d(squeeze, channels, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         c = int(x.shape[1])
         sq = se_channels(c)
+        channels = slice(0, c) if index is None else index
+        assert self.fc1.bias is not None and self.fc2.bias is not None
         s = F.adaptive_avg_pool2d(x, 1)
-        s = F.relu(F.conv2d(s, self.fc1.weight[:sq, :c], self.fc1.bias[:sq] if self.fc1.bias is not None else None))
-        s = F.conv2d(s, self.fc2.weight[:c, :sq], self.fc2.bias[:c] if self.fc2.bias is not None else None)
+        s = F.relu(F.conv2d(s, self.fc1.weight[:sq, channels], self.fc1.bias[:sq]))
+        s = F.conv2d(s, self.fc2.weight[channels, :sq], self.fc2.bias[channels])
         return x * F.hardsigmoid(s)
 
 

@@ -17,6 +17,7 @@ from torch.nn import functional as F
 from nas.arch import Architecture, Block, BlockType
 from nas.builder import init_weights
 from nas.errors import ArchitectureError, SpaceError
+from nas.supernet._groups import after_shuffle, expanded_channels
 from nas.supernet._layers import (
     ElasticBN,
     ElasticConv,
@@ -49,34 +50,29 @@ class GroupPath(nn.Module):
 class SuperBlock(nn.Module):
     """An mbconv position: one :class:`GroupPath` per group count the space allows here.
 
-    Kernel, expansion, width, SE and activation share weights within a path; group counts do not. Both
-    ways of sharing across group counts were measured to fail (digits, 10 classes, 20 epochs): one dense
-    1x1 weight whose block diagonal serves every count, and per-count 1x1 convs around a shared depthwise
-    conv, both left the largest subnet at 98-99% one-shot but the same network with 2 or 4 groups at
-    11-21%: the channel shuffle after a grouped expansion feeds each depthwise channel a different
-    expanded channel for every group count (and every width). Without groups, the same training gave
-    random subnets 94-97% one-shot. Separate paths per group count do not rescue subnets that mix group
-    counts across blocks either (13-26% after 20 epochs: each path learns its own residual stream, and only
-    the all-dense largest and all-grouped smallest are trained every step), so for now the supernet serves
-    spaces without grouped 1x1 convs well and grouped ones poorly (benchmarks/results/2026-11-29c/supernet)."""
+    Kernel, expansion, width, SE and activation share weights within a path; group counts do not, unless
+    ``shared`` (one path serves every count through block-diagonal weights). The dense path is the one
+    sorted by importance (``_sort``). Each expanded channel keeps its place whatever the expansion and
+    width (``_groups``). Measured (docs/supernet.md): neither variant yet trains random subnets of a space
+    with group choices (11-26% one-shot; the largest and smallest are fine), unlike a space without them."""
 
     def __init__(self, *, cin: int, out: int, mid: int, kernels: list[int], stride: int, se: bool,
-                 groups: list[int]) -> None:
+                 groups: list[int], shared: bool = False) -> None:
         super().__init__()
-        self.stride = stride
-        self.paths = nn.ModuleDict({str(g): GroupPath(cin=cin, out=out, mid=mid, kernels=kernels, stride=stride,
-                                                      se=se) for g in sorted(groups)})
+        self.stride, self.groups = stride, sorted(groups)
+        names = ["shared"] if shared else [str(g) for g in self.groups]
+        self.paths = nn.ModuleDict({name: GroupPath(cin=cin, out=out, mid=mid, kernels=kernels, stride=stride, se=se)
+                                    for name in names})
 
     def path(self, groups: int) -> GroupPath:
-        g = str(groups)
-        if g not in self.paths:
-            raise ValueError(f"groups {groups} is not one of this block's {list(self.paths)}")
-        found = self.paths[g]
+        if groups not in self.groups:
+            raise ValueError(f"groups {groups} is not one of this block's {self.groups}")
+        found = self.paths["shared" if "shared" in self.paths else str(groups)]
         assert isinstance(found, GroupPath)
         return found
 
     def all_paths(self) -> list[tuple[int, GroupPath]]:
-        return [(int(g), self.path(int(g))) for g in self.paths]
+        return [(g, self.path(g)) for g in self.groups]
 
     @property
     def out_channels(self) -> int:
@@ -86,28 +82,42 @@ class SuperBlock(nn.Module):
     def mid_channels(self) -> int:
         return self.all_paths()[0][1].dw.in_channels
 
+    def channels(self, block: Block, cin: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(expanded channels in expansion order, the same after the shuffle) of a grouped block; None for a
+        dense one, whose channels are prefixes."""
+        if block.groups == 1:
+            return None
+        mid = self.path(block.groups).dw.in_channels
+        if block.mid == cin:  # no expansion, no shuffle: the depthwise runs on the block's input channels
+            same = torch.arange(cin, device=device)
+            return same, same
+        ids = expanded_channels(block.mid, block.groups, mid, device)
+        return ids, after_shuffle(ids, block.groups)
+
     def forward_sub(self, x: torch.Tensor, block: Block) -> torch.Tensor:
         cin, act, g = int(x.shape[1]), act_module(block.activation), block.groups
         p = self.path(g)
+        ids, order = self.channels(block, cin, x.device) or (None, None)
         h = x
         if block.mid != cin:
             assert p.expand is not None and p.expand_bn is not None
-            h = act(p.expand_bn(p.expand.forward_sub(x, block.mid, g)))
-            if g > 1:
-                h = shuffle(h, g)
-        h = act(p.dw_bn(p.dw.forward_sub(h, block.kernel)))
+            h = act(p.expand_bn(p.expand.forward_sub(x, block.mid, g, rows=ids), ids))
+        h = act(p.dw_bn(p.dw.forward_sub(h, block.kernel, ids), ids))
         if block.se:
             assert p.se is not None
-            h = p.se(h)
-        h = p.project_bn(p.project.forward_sub(h, block.out, g))
+            h = p.se(h, ids)
+        if g > 1 and block.mid != cin:
+            h = shuffle(h, g)
+        h = p.project_bn(p.project.forward_sub(h, block.out, g, cols=order))
         return x + h if block.stride == 1 and cin == block.out else h
 
 
 class Supernet(nn.Module):
     """Shared weights for every member of ``space`` (mbconv spaces) with ``num_classes`` outputs."""
 
-    def __init__(self, space: SearchSpace, num_classes: int) -> None:
+    def __init__(self, space: SearchSpace, num_classes: int, *, shared_groups: bool = False) -> None:
         super().__init__()
+        self.shared_groups = shared_groups
         d = space.definition
         for s, stage_def in enumerate(d.stages):
             if stage_def.block != [BlockType.mbconv]:
@@ -127,7 +137,8 @@ class Supernet(nn.Module):
                 can_expand = any(e != 1 for e in stage_space.expansion)
                 blocks.append(SuperBlock(cin=cin, out=block.out, mid=block.mid if can_expand else cin,
                                          kernels=list(stage_space.kernel), stride=block.stride,
-                                         se=True in stage_space.se, groups=list(stage_space.groups)))
+                                         se=True in stage_space.se, groups=list(stage_space.groups),
+                                         shared=shared_groups))
                 cin = block.out
             stages.append(nn.ModuleList(blocks))
         self.stages = nn.ModuleList(stages)

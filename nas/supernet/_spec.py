@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -38,6 +38,9 @@ class SupernetSpec(BaseModel):
     largest_epochs: int = Field(default=0, ge=0, le=1000, description=(
         "Epochs that train the largest subnet alone before the sandwich starts; its expanded channels are "
         "then sorted by importance (once-for-all's order). Counted within recipe.epochs."))
+    group_weights: Literal["separate", "shared"] = Field(default="separate", description=(
+        "separate: each 1x1 group count of a block has its own weights; shared: one set of weights serves "
+        "every group count (grouped convs take the block diagonal of the dense weights)."))
     eval_every: int = Field(default=1, ge=0, le=1000, description="Validate largest/smallest every N epochs; 0: end.")
 
     @property

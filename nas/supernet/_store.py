@@ -70,6 +70,7 @@ def load_supernet(name_or_path: str) -> LoadedSupernet:
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise SupernetError(f"{path}: not a supernet file (expected format {FORMAT})")
-    net = Supernet(parse_space(blob["space"], str(path)), int(blob["num_classes"]))
+    shared = any(".paths.shared." in key for key in blob["state_dict"])  # the design is in the weights' names
+    net = Supernet(parse_space(blob["space"], str(path)), int(blob["num_classes"]), shared_groups=shared)
     net.load_state_dict(blob["state_dict"])
     return LoadedSupernet(net.eval(), dict(blob.get("meta", {})), path)

@@ -110,7 +110,7 @@ def train_supernet(spec: SupernetSpec, out_dir: Path, *, fresh: bool = False,
     ckpt = out_dir / "checkpoint.pt"
     started = time.perf_counter()
     with seeded(r.seed, r.threads):
-        net = Supernet(space, data.num_classes).to(device)
+        net = Supernet(space, data.num_classes, shared_groups=spec.group_weights == "shared").to(device)
         opt = _optimizer(net, spec)
         state = _resume(ckpt, net, opt, spec) if ckpt.is_file() and not fresh else _State()
         train_x, train_y, val_x, val_y = _prepare(data, r, device)
