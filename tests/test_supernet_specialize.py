@@ -1,6 +1,8 @@
 """Specialising a trained supernet for a device and T: accuracy predictor (fitted once, then cached),
 regularized evolution on predictors only, the best few measured on the device. Real parts throughout: a
-tiny supernet trained on digits, a latency table timed with ONNX Runtime, real measurements."""
+tiny supernet trained on digits, a latency table timed with ONNX Runtime, real measurements. The space is
+tiny (8 networks, 9 table parts) so that the table and the measurements take a minute on a busy machine;
+the evolution itself is tested on mobilenetv3-small with known objectives."""
 
 from __future__ import annotations
 
@@ -20,16 +22,29 @@ from nas.supernet import load_supernet, parse_supernet_spec, train_supernet
 from nas.supernet._evolution import evolve
 from nas.supernet._specialize import SpecializeSettings, predictor_path, specialize
 
-from .latency_support import QUICK_ORT, QUICK_PROFILE_YAML, TINY_SPACE
+from .latency_support import QUICK_ORT, QUICK_PROFILE_YAML
 
 REPO = Path(__file__).resolve().parents[1]
+MICRO_SPACE = """
+name: micro
+resolution: [96]
+num_classes: 10
+width: [1.0]
+stem: {channels: 16, kernel: 3, stride: 2, activation: [relu]}
+stages:
+  - {block: [mbconv], channels: 16, stride: 2, depth: [1], expansion: [3, 6], kernel: [3, 5], se: [false],
+     activation: [relu], groups: [1]}
+  - {block: [mbconv], channels: 24, stride: 2, depth: [1], expansion: [3], kernel: [3], se: [false, true],
+     activation: [hswish], groups: [1]}
+head: {channels: 64, activation: [hswish]}
+"""
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     root = tmp_path_factory.mktemp("specialize")
-    (root / "tiny.yaml").write_text(TINY_SPACE)
-    spec = parse_supernet_spec({"name": "tiny-spec", "space": str(root / "tiny.yaml"),
+    (root / "micro.yaml").write_text(MICRO_SPACE)
+    spec = parse_supernet_spec({"name": "micro", "space": str(root / "micro.yaml"),
                                 "dataset": {"kind": "digits", "resolution": 32, "subset": 300},
                                 "recipe": {"epochs": 1, "batch_size": 48, "resolution": 32, "threads": 1,
                                            "bn_recalibration": 96},
@@ -37,11 +52,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     train_supernet(spec, root / "supernet")
     url = f"sqlite:///{root / 'latency.db'}"
     loaded = load_supernet(str(root / "supernet" / "supernet.pt"))
-    build_table(QUICK_ORT, loaded.net.space, database_url=url, calibration_networks=2, output=root / "table.json")
+    build_table(QUICK_ORT, loaded.net.space, database_url=url, calibration_networks=0, output=root / "table.json")
     predictor = LatencyPredictor.from_file(root / "table.json")
-    predicted = [predictor.predict(loaded.net.space.sample(seed=i, num_classes=10)) for i in range(60)]
+    space = loaded.net.space
+    every = {a.hash: a for a in (space.sample(seed=i, num_classes=10) for i in range(64))}
+    assert len(every) == 8
+    measured = measure_many(list(every.values()), QUICK_ORT, database_url=url)  # cached: finalists reuse them
     return {"root": root, "url": url, "file": str(root / "supernet" / "supernet.pt"), "predictor": predictor,
-            "target": statistics.median(predicted)}
+            "target": statistics.median(m.stats.median_ms for m in measured)}
 
 
 def test_evolution_beats_random_sampling_at_equal_count_and_keeps_only_candidates_within_target() -> None:
@@ -68,7 +86,8 @@ def test_specialising_measures_a_winner_within_t_and_reuses_the_fitted_predictor
     loaded = load_supernet(str(setup["file"]))
     target = float(setup["target"])  # type: ignore[arg-type]
     predictor: LatencyPredictor = setup["predictor"]  # type: ignore[assignment]
-    settings = SpecializeSettings(samples=16, calibration=96, candidates=600, finalists=3)
+    settings = SpecializeSettings(samples=16, calibration=96, candidates=600, finalists=3, population=8,
+                                  sample_size=3)
 
     def measure(archs):  # type: ignore[no-untyped-def]
         return measure_many(archs, QUICK_ORT, database_url=str(setup["url"]))
@@ -80,10 +99,10 @@ def test_specialising_measures_a_winner_within_t_and_reuses_the_fitted_predictor
     assert all(first.winner.oneshot_accuracy >= f.oneshot_accuracy for f in first.finalists if f.within(target))
     assert set(first.phases) >= {"load_data", "accuracy_predictor", "evolution", "measure_finalists", "total"}
 
-    tighter = specialize(loaded, predictor.predict, measure, target * 0.9, settings)  # a new T: no refit
-    assert tighter.predictor["cached"] is True
-    assert tighter.phases["accuracy_predictor"] < first.phases["accuracy_predictor"] / 5
-    assert tighter.winner is None or tighter.winner.measured["median_ms"] <= target * 0.9
+    again = specialize(loaded, predictor.predict, measure, target * 1.5, settings)  # a new T: no refit
+    assert again.predictor["cached"] is True
+    assert again.phases["accuracy_predictor"] < first.phases["accuracy_predictor"] / 5
+    assert again.winner is not None and again.winner.measured["median_ms"] <= target * 1.5
 
 
 def test_the_cli_prints_the_winner_and_the_time_of_each_phase(setup: dict[str, object], tmp_path: Path) -> None:
@@ -97,7 +116,7 @@ def test_the_cli_prints_the_winner_and_the_time_of_each_phase(setup: dict[str, o
     got = subprocess.run([sys.executable, "-m", "nas", "supernet", "specialize", str(setup["file"]),
                           "--device", "quick-ort", "--target-ms", f"{target:.4f}",
                           "--table", str(Path(str(setup["root"])) / "table.json"), "--samples", "16",
-                          "--candidates", "500", "-o", str(tmp_path / "winner.json"), "-q"],
+                          "--candidates", "500", "--finalists", "2", "-o", str(tmp_path / "winner.json"), "-q"],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert got.returncode == 0, got.stderr
     result = json.loads(got.stdout)
