@@ -45,7 +45,8 @@ UNKNOWN: dict[int | str, dict[str, Any]] = {
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=SupernetPublic,
              openapi_extra=SUPERNET_SPEC_BODY,
-             responses={409: error("The name is taken."), 413: error("The body is larger than NAS_MAX_BODY_BYTES."),
+             responses={400: error("The body could not be read as JSON text (e.g. it is not UTF-8)."),
+                        409: error("The name is taken."), 413: error("The body is larger than NAS_MAX_BODY_BYTES."),
                         503: error("The train queue is unreachable.")})
 async def submit(document: Annotated[Any, Body()], token: CurrentToken, url: DatabaseUrl, settings: SettingsDep,
                  response: Response) -> SupernetPublic:
