@@ -19,8 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nas.errors import ConflictError, LeaseLost, NotFoundError
-from nas.service._models import utcnow
-from nas.service._supernet_models import SupernetRow
+from nas.service._models import SupernetRow, utcnow
 from nas.service.migrate import ensure_schema
 from nas.service.store import SearchStatus, _utc_or_none, json_safe
 from nas.storage import read, session_scope
