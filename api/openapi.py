@@ -1,4 +1,4 @@
-"""OpenAPI: document ``POST /searches``'s body as the SearchSpec schema.
+"""OpenAPI: document ``POST /searches``'s and ``POST /supernets``' bodies as the SearchSpec and SupernetSpec schemas.
 
 The route takes the body as plain JSON and validates it itself (``validate_submission``), so that
 every spec error, whether from the schema or from the checks beyond it, is one 422 naming the field
@@ -13,11 +13,16 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from nas.search import SearchSpec
+from nas.supernet import SupernetSpec
 
-SEARCH_SPEC_BODY: dict[str, Any] = {
-    "requestBody": {"required": True,
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchSpec"}}}},
-}
+
+def _body(model: str) -> dict[str, Any]:
+    return {"requestBody": {"required": True,
+                            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}}}}
+
+
+SEARCH_SPEC_BODY: dict[str, Any] = _body("SearchSpec")
+SUPERNET_SPEC_BODY: dict[str, Any] = _body("SupernetSpec")
 
 
 def install(app: FastAPI) -> None:
@@ -25,11 +30,12 @@ def install(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes, tags=app.openapi_tags)
-            spec = SearchSpec.model_json_schema(ref_template="#/components/schemas/{model}")
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for name, definition in spec.pop("$defs", {}).items():
-                components.setdefault(name, definition)
-            components["SearchSpec"] = spec
+            for model in (SearchSpec, SupernetSpec):
+                spec = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                for name, definition in spec.pop("$defs", {}).items():
+                    components.setdefault(name, definition)
+                components[model.__name__] = spec
             app.openapi_schema = schema
         return app.openapi_schema
 

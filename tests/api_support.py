@@ -65,10 +65,13 @@ def queued_messages(redis_client: Any) -> list[dict[str, Any]]:
     return [json.loads(raw) for raw in redis_client.lrange("search", 0, -1)]
 
 
-def remove_messages(redis_client: Any, search_ids: set[str]) -> None:
-    for raw in redis_client.lrange("search", 0, -1):
-        if json.loads(raw)["headers"].get("id") in {f"search-{i}" for i in search_ids}:
-            redis_client.lrem("search", 1, raw)
+def remove_messages(redis_client: Any, search_ids: set[str], supernet_ids: frozenset[str] = frozenset()) -> None:
+    """Only the messages of these searches (``search`` queue) and supernets (``train`` queue)."""
+    for queue, ids in (("search", {f"search-{i}" for i in search_ids}),
+                       ("train", {f"supernet-{i}" for i in supernet_ids})):
+        for raw in redis_client.lrange(queue, 0, -1):
+            if json.loads(raw)["headers"].get("id") in ids:
+                redis_client.lrem(queue, 1, raw)
 
 
 @dataclass
@@ -77,6 +80,7 @@ class Service:
     database_url: str
     home: Path
     submitted: set[str] = field(default_factory=set)
+    supernets: set[str] = field(default_factory=set)
 
     def token(self, name: str | None = None) -> str:
         from nas.service import create_token

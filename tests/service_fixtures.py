@@ -57,4 +57,4 @@ def service(database_url: str, redis_client: Any, tmp_path_factory: pytest.TempP
         yield svc
     finally:
         stop_server(proc)
-        remove_messages(redis_client, svc.submitted)
+        remove_messages(redis_client, svc.submitted, frozenset(svc.supernets))

@@ -10,6 +10,7 @@ from workers.publish import push
 RUN_SEARCH = "nas.search.run"
 TRAIN = "nas.train"
 MEASURE_LATENCY = "nas.latency"
+TRAIN_SUPERNET = "nas.supernet.train"
 
 
 def _search_task_id(search_id: str) -> str:
@@ -38,3 +39,9 @@ def send_latency(payload: dict[str, Any], task_id: str) -> None:
     """Queue a trial's latency on its device's queue (``latency.<profile>``)."""
     celery_app.send_task(MEASURE_LATENCY, args=[payload], queue=latency_queue(str(payload["device"])),
                          task_id=task_id, ignore_result=True)
+
+
+async def submit_supernet_async(supernet_id: str, broker: Any) -> None:
+    """Queue a supernet's training on the ``train`` queue (from the API's event loop). A duplicate message is
+    harmless: the trainer's lease lets one worker train it, and a finished supernet is left alone."""
+    await push(broker, f"supernet-{supernet_id}", TRAIN_SUPERNET, [supernet_id], TRAIN_QUEUE)

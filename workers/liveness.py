@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,13 @@ class DeviceWatch:
 class LeaseKeeper:
     """Renews a driver's lease every ``interval`` seconds from a daemon thread, so a driver busy in a long
     step (building a study, a sampler's ask) still counts as alive; ``check()`` raises ``LeaseLost`` in the
-    driver's own thread once a renewal found another driver holding the search."""
+    driver's own thread once a renewal found another driver holding the search. ``touch``: the renewal
+    (default ``nas.service.touch_search``; a supernet's trainer passes ``touch_supernet``)."""
 
-    def __init__(self, url: str, search_id: str, token: int, interval: float) -> None:
+    def __init__(self, url: str, search_id: str, token: int, interval: float,
+                 touch: Callable[[str, str, int], None] | None = None) -> None:
         self.url, self.search_id, self.token, self.interval = url, search_id, token, interval
+        self._touch = touch
         self._stop = threading.Event()
         self._lost: str | None = None
         self._thread = threading.Thread(target=self._loop, name=f"lease-{search_id}", daemon=True)
@@ -87,7 +91,7 @@ class LeaseKeeper:
 
         while not self._stop.wait(self.interval):
             try:
-                touch_search(self.url, self.search_id, self.token)
+                (self._touch or touch_search)(self.url, self.search_id, self.token)
             except LeaseLost as exc:
                 self._lost = str(exc)
                 return

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from workers import outcomes
 from workers.app import celery_app
-from workers.dispatch import MEASURE_LATENCY, RUN_SEARCH, TRAIN
+from workers.dispatch import MEASURE_LATENCY, RUN_SEARCH, TRAIN, TRAIN_SUPERNET
 
 log = logging.getLogger(__name__)
 
@@ -85,25 +86,45 @@ def run_search(self: Any, search_id: str, resuming: int | None = None, failures:
     driver, whose study it resumes. An unexpected error (database or broker hiccup) is retried with
     back-off, the retry allowed to take its own lease back (``resuming``); after the last retry the search
     is marked failed with the reason, so no search stays "running" for ever."""
-    from workers.driver import DriverFailed, Standby, drive, fail
+    from workers.driver import drive, fail
+
+    return _leased(self, f"search {search_id}", lambda: drive(search_id, worker=socket.gethostname(),
+                                                              resuming=resuming),
+                   lambda reason, token: fail(search_id, reason, token=token), resuming, failures)
+
+
+@celery_app.task(name=TRAIN_SUPERNET, acks_late=True, reject_on_worker_lost=True, bind=True, max_retries=None)
+def train_supernet(self: Any, supernet_id: str, resuming: int | None = None, failures: int = 0) -> str:
+    """Train one supernet (``POST /supernets``) under its lease, as ``run_search`` drives a search: a
+    redelivered message waits while the lease is live and resumes from the stored checkpoint once it
+    expired (its worker died); hiccups are retried, then the supernet is marked failed."""
+    from workers.supernet_trainer import fail, train
+
+    return _leased(self, f"supernet {supernet_id}", lambda: train(supernet_id, socket.gethostname(), resuming),
+                   lambda reason, token: fail(supernet_id, reason, token=token), resuming, failures)
+
+
+def _leased(task: Any, what: str, run: Callable[[], str], fail: Callable[[str, int | None], None],
+            resuming: int | None, failures: int) -> str:
+    """The retry policy of work held by a lease (a search's driver, a supernet's trainer)."""
+    from nas.errors import LeaseLost
+    from workers.driver import DriverFailed, Standby
 
     try:
-        return drive(search_id, worker=socket.gethostname(), resuming=resuming)
+        return run()
     except Standby as held:
-        log.info("search %s: %s; looking again in %.0f s", search_id, held, held.seconds)
-        raise self.retry(countdown=held.seconds, kwargs={"resuming": None, "failures": failures}) from None
+        log.info("%s: %s; looking again in %.0f s", what, held, held.seconds)
+        raise task.retry(countdown=held.seconds, kwargs={"resuming": None, "failures": failures}) from None
     except Exception as exc:
         token = exc.token if isinstance(exc, DriverFailed) else resuming
         cause = exc.__cause__ if isinstance(exc, DriverFailed) and exc.__cause__ is not None else exc
         if failures < SEARCH_RETRIES:
-            log.warning("search %s: %s; retrying", search_id, cause)
-            raise self.retry(exc=cause, countdown=5 * 2**failures,
+            log.warning("%s: %s; retrying", what, cause)
+            raise task.retry(exc=cause, countdown=5 * 2**failures,
                              kwargs={"resuming": token, "failures": failures + 1}) from exc
-        log.error("search %s failed after %d retries", search_id, SEARCH_RETRIES, exc_info=cause)
-        from nas.errors import LeaseLost
-
+        log.error("%s failed after %d retries", what, SEARCH_RETRIES, exc_info=cause)
         try:
-            fail(search_id, f"{type(cause).__name__}: {cause}", token=token)
+            fail(f"{type(cause).__name__}: {cause}", token)
         except LeaseLost:  # another driver took it over meanwhile: its outcome, not ours
             return "lease lost"
         return "failed"

@@ -29,6 +29,7 @@ from nas.service import SearchStatus, get_search, list_searches, mark_finished, 
 from nas.service.async_store import create_search_async, device_live_async, get_search_async
 from nas.service.health import async_redis, check_redis_async
 from nas.service.results import best_architecture, pareto_front, trials_page
+from nas.service.supernets import supernet_warnings
 from nas.service.validate import validate_submission
 from workers.dispatch import submit_search_async
 
@@ -61,7 +62,10 @@ async def submit(document: Annotated[Any, Body()], token: CurrentToken, url: Dat
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the search queue is unreachable; "
                             f"search {record.id} was marked failed, submit it again later") from None
     response.headers["Location"] = f"/searches/{record.id}"
-    return SearchPublic.of(record, await _warnings(url, spec.device, settings))
+    warnings = await _warnings(url, spec.device, settings)
+    if spec.proxy.supernet is not None:
+        warnings += await run_in_threadpool(supernet_warnings, url, spec.proxy.supernet)
+    return SearchPublic.of(record, warnings)
 
 
 async def _warnings(url: str, device: str, settings: Any) -> list[str]:

@@ -6,7 +6,22 @@ import sys
 
 import typer
 
-from nas.cli import arch, client, devices, doctor, latency, report, run, service, spaces, supernet, train, worker
+from nas.cli import (
+    arch,
+    client,
+    devices,
+    doctor,
+    latency,
+    report,
+    run,
+    service,
+    spaces,
+    supernet,
+    supernet_client,
+    supernet_specialize,
+    train,
+    worker,
+)
 from nas.errors import NASError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Platform-aware neural architecture search.")
@@ -14,7 +29,8 @@ app.add_typer(arch.app, name="arch", help="Inspect, sample and export architectu
 app.add_typer(spaces.app, name="spaces", help="Search spaces.")
 app.add_typer(latency.app, name="latency", help="Measure and predict latency on device profiles.")
 app.add_typer(devices.app, name="devices", help="Device profiles for latency.")
-app.add_typer(supernet.app, name="supernet", help="Weight-sharing supernets: train, one-shot evaluation, extraction.")
+app.add_typer(supernet.app, name="supernet", help="Weight-sharing supernets: train (here or on the service), "
+              "one-shot evaluation, extraction, specialisation for a device.")
 app.command("run")(run.run)
 app.command("train")(train.train)
 app.command("worker")(worker.worker)
@@ -22,6 +38,8 @@ app.command("report")(report.report)
 app.command("doctor")(doctor.doctor)
 client.register(app)  # submit, status, best, trials, cancel, searches
 service.register(app)  # serve, dashboard, token, db
+supernet_client.register(supernet.app)  # nas supernet submit, status, list, cancel, download (the service)
+supernet.app.command("specialize")(supernet_specialize.specialize)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""ORM rows of the service: searches, API tokens, device (latency worker) registrations and artifacts.
+"""ORM rows of the service: searches, API tokens, device (latency worker) registrations, artifacts, supernets.
 
 They live on their own declarative base, not on ``nas.storage.Base``: the latency cache creates its
 tables with ``Base.metadata.create_all``, and if these rows shared that metadata, any process that
@@ -124,3 +124,39 @@ class ArtifactRow(ServiceBase):
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SupernetRow(ServiceBase):
+    """A supernet trained by the service (``POST /supernets``); read and written only by ``nas.service.supernets``."""
+
+    __tablename__ = "nas_supernets"
+    __table_args__ = (UniqueConstraint("name", name="uq_nas_supernets_name"),
+                      Index("ix_nas_supernets_owner_created", "owner_id", "created_at"))
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    name: Mapped[str] = mapped_column(String(100))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    fingerprint: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON)
+    message: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    @classmethod
+    def find(cls, s: Session, key: str, *, lock: bool = False) -> SupernetRow | None:
+        """By id, else by name (ids are 32 hex digits; a name that looks like one is found by id first)."""
+        for column in (cls.id, cls.name):
+            q = select(cls).where(column == key)
+            row = s.scalars(q.with_for_update() if lock else q).first()
+            if row is not None:
+                return row
+        return None

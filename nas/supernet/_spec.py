@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from nas._documents import first_error, read_yaml_mapping
+from nas._documents import SERVICE_RULES, first_error, read_yaml_mapping
 from nas.data import DatasetSpec
 from nas.errors import SpecError
 from nas.proxies import TrainRecipe
@@ -51,11 +51,12 @@ class SupernetSpec(BaseModel):
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def parse_supernet_spec(data: object, source: str = "<inline>") -> SupernetSpec:
+def parse_supernet_spec(data: object, source: str = "<inline>", *, local_files: bool = True) -> SupernetSpec:
+    """``local_files`` False: the service's rules (dataset paths only under ``NAS_DATA_DIRS``)."""
     if not isinstance(data, dict):
         raise SpecError(source, "(document)", "a supernet spec must be a mapping")
     try:
-        spec = SupernetSpec.model_validate(data)
+        spec = SupernetSpec.model_validate(data, context=None if local_files else SERVICE_RULES)
     except ValidationError as exc:
         raise SpecError(source, *first_error(exc)) from None
     if spec.largest_epochs >= spec.recipe.epochs and spec.largest_epochs:

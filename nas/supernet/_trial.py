@@ -36,11 +36,11 @@ def oneshot_trial(req: TrainRequest) -> TrainOutcome:
     from nas.proxies._train import seeded
     from nas.search._evaluate import TrainOutcome
     from nas.service.artifacts import put_artifact
+    from nas.service.supernet_files import resolve_supernet
     from nas.supernet._oneshot import evaluate_subnet
-    from nas.supernet._store import resolve
 
     assert req.supernet is not None
-    path = resolve(req.supernet)
+    path = resolve_supernet(req.storage_url, req.supernet)  # the service's supernet of that name, else local
     loaded, calib_x, val_x, val_y = _loaded(str(path), path.stat().st_mtime_ns, req.recipe.bn_recalibration or 512,
                                             req.recipe.seed)
     arch = parse_architecture(req.architecture)
