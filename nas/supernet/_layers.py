@@ -24,8 +24,12 @@ from nas.channels import se_channels
 
 @lru_cache(maxsize=1)
 def bn_settings() -> tuple[float, float | None]:
-    """(eps, momentum) of the builder's BatchNorm layers, read from a block rather than hard-coded."""
-    bn = next(m for m in ConvBNAct(8, 8).modules() if isinstance(m, nn.BatchNorm2d))
+    """(eps, momentum) of the builder's BatchNorm layers, read from a block rather than hard-coded.
+
+    The probe block is built under a forked RNG: its weight initialisation would otherwise consume random
+    numbers once per process, so the first supernet trained in a process would differ from later ones."""
+    with torch.random.fork_rng(devices=[]):
+        bn = next(m for m in ConvBNAct(8, 8).modules() if isinstance(m, nn.BatchNorm2d))
     return bn.eps, bn.momentum
 
 
