@@ -132,3 +132,58 @@ def profile(
     data["failed"] = len(report.failed)
     _show(f"latency table {report.space} on {report.profile} at {report.resolution}", data,
           ["entries", "measured", "reused", "failed", "seconds", "calibration", "fingerprint", "file"])
+
+
+@app.command()
+def validate(
+    device: Device,
+    space: Annotated[str, typer.Option("--space", "-s", help="Search space name or YAML file.")],
+    n: Annotated[int, typer.Option("--n", help="Fresh networks to predict and measure.")] = 50,
+    resolution: Resolution = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sampled networks.")] = 0,
+    calibrate: Annotated[int, typer.Option(
+        help="Networks measured to fit the calibration, if the table has none for this space.")] = 24,
+    as_json: Json = False,
+) -> None:
+    """Check the predictor as a user would: fresh networks (no calibration network among them) predicted,
+    then timed by a plain loop of the deployed file (median of 200 runs) and by the project's measurement;
+    share within +-5% and +-10%, Kendall tau, MAPE and the worst cases for each. Builds what the table lacks."""
+    from rich.markup import escape
+
+    from nas.latency._validate import validate as validate_
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True, disable=as_json) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done)
+
+        data = validate_(device, space, resolution, n=n, seed=seed, calibration_networks=calibrate,
+                         progress=progress)
+    if as_json:
+        print_json(data)
+        return
+    b = data["build"]
+    fitted = f"fitted now on {b['calibrated_now']} networks" if b["calibrated_now"] else "reused"
+    console.print(f"{data['profile']} / {data['space']} at {data['resolution']}: table ready in {b['seconds']} s "
+                  f"({b['parts_timed']} parts timed now; calibration {fitted}, {data['calibration']['model']} "
+                  f"model); {data['n']} fresh networks (seed {data['seed']})")
+    refs = {name: ref for name, ref in data["references"].items() if ref}
+    names = {"plain": f"plain loop (median of {data['plain_runs']})", "project": "project measurement"}
+    summary = Table(title="prediction against measurement")
+    for col in ("reference", "within ±5%", "within ±10%", "Kendall tau", "MAPE", "bias (median)"):
+        summary.add_column(col, justify="left" if col == "reference" else "right")
+    for name, ref in refs.items():
+        summary.add_row(names[name], f"{ref['within_5']:.0%}", f"{ref['within_10']:.0%}", f"{ref['kendall_tau']:.3f}",
+                        f"{ref['mape']:.1f}%", f"{ref['bias']:+.1%}")
+    console.print(summary)
+    for name, ref in refs.items():
+        worst = Table(title=escape(f"worst cases against the {names[name]}"))
+        for col in ("arch hash", "predicted ms", "measured ms", "error"):
+            worst.add_column(col, justify="left" if col == "arch hash" else "right")
+        for w in ref["worst"]:
+            worst.add_row(w["arch_hash"], f"{w['predicted_ms']:.3f}", f"{w['measured_ms']:.3f}", f"{w['error']:+.1%}")
+        console.print(worst)
