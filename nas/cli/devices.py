@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from nas.cli._output import console, print_json
+from nas.cli._output import console, print_json, progress_bars
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -70,20 +70,9 @@ def compare(
     """What each choice costs on each device: the space's baseline network with every block's kernel, SE,
     activation, groups, expansion or block type set to one option, timed interleaved on every device, as
     the ratio to the baseline there (median over rounds, with the range)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from nas.cli._output import err_console
     from nas.latency._compare import STATISTIC, compare_devices
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(what: str, done: int, total: int) -> None:
-            if what not in tasks:
-                tasks[what] = bar.add_task(f"{what} networks" if what == "converting" else what, total=total)
-            bar.update(tasks[what], completed=done)
-
+    with progress_bars() as progress:
         result = compare_devices(devices, space, resolution, families=choices, all_options=all_options,
                                  rounds=rounds, progress=progress)
     data = result.to_dict()

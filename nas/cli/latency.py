@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nas.cli._output import console, err_console, print_json
+from nas.cli._output import console, print_json, progress_bars
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -110,15 +109,7 @@ def profile(
     """Time every distinct stem, block and head of a space on a device, calibrate, export the table."""
     from nas.latency import build_table
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True, disable=as_json) as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(what: str, done: int, total: int) -> None:
-            if what not in tasks:
-                tasks[what] = bar.add_task(f"timing {what}", total=total)
-            bar.update(tasks[what], completed=done)
-
+    with progress_bars(as_json, lambda what: f"timing {what}") as progress:
         report = build_table(device, space, resolution, calibration_networks=calibrate, output=output,
                              jobs=jobs, progress=progress)
     data = report.to_dict()
@@ -152,15 +143,7 @@ def validate(
 
     from nas.latency._validate import validate as validate_
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True, disable=as_json) as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(what: str, done: int, total: int) -> None:
-            if what not in tasks:
-                tasks[what] = bar.add_task(what, total=total)
-            bar.update(tasks[what], completed=done)
-
+    with progress_bars(as_json, lambda what: f"timing {what}") as progress:
         data = validate_(device, space, resolution, n=n, seed=seed, calibration_networks=calibrate,
                          progress=progress)
     if as_json:

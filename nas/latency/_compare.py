@@ -157,7 +157,7 @@ def compare_devices(devices: Sequence[str | DeviceProfile], space: str | SearchS
 
     def one_converted() -> None:
         converted[0] += 1
-        report("converting", converted[0], len(nets) * len(profiles))
+        report("converting networks", converted[0], len(nets) * len(profiles))
 
     stats: dict[str, list[list[LatencyStats]]] = {p.name: [[] for _ in nets] for p in profiles}
     with _artifact_room(len(nets) * len(profiles)):
@@ -173,7 +173,7 @@ def compare_devices(devices: Sequence[str | DeviceProfile], space: str | SearchS
                         raise LatencyError(f"{v.label} ({v.arch.hash}) cannot run on {p.name}: {result}")
                     stats[p.name][i].append(result)
                 timed += 1
-                report("timing", timed, rounds * len(profiles))
+                report("timing (device rounds)", timed, rounds * len(profiles))
     cells = {name: [Cell(s, [x.median_ms / b.median_ms for x, b in zip(s, per[0], strict=True)]) for s in per]
              for name, per in stats.items()}
     return Comparison(sp.name, res, [p.name for p in profiles], rounds, nets, cells)

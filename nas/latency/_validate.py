@@ -133,7 +133,7 @@ def validate(profile: str | DeviceProfile, space: str | SearchSpace, resolution:
     predictor = LatencyPredictor.from_database(prof, database_url=url)
     predicted = [predictor.predict(a, res) for a in archs]
     measured = measure_many(archs, prof, res, database_url=url, use_cache=False,
-                            progress=lambda d, t: report("measuring", d, t))
+                            progress=lambda d, t: report("fresh networks", d, t))
     project = [m.stats.median_ms for m in measured]
     raw = [m.conditions.get("raw_median_ms") or m.stats.median_ms for m in measured]
     fmt = deployed_format(prof) if _REGISTRY[prof.runtime].local else None
@@ -141,7 +141,7 @@ def validate(profile: str | DeviceProfile, space: str | SearchSpace, resolution:
     if fmt is not None:
         paths = [network_artifact(network_part(a, res).spec, fmt[0], int8=fmt[1], batch=prof.batch,
                                   calibration=calibration_spec(prof.options)) for a in archs]
-        plain = plain_medians(prof, paths, progress=lambda d: report("plain loop", d, len(paths)))
+        plain = plain_medians(prof, paths, progress=lambda d: report("fresh networks, plain loop", d, len(paths)))
     hashes = [a.hash for a in archs]
     cal = predictor.calibration_for(sp.name, res)
     return {
