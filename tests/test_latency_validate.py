@@ -49,7 +49,7 @@ def test_validate_builds_the_table_then_scores_fresh_networks_against_both_refer
     calibration = {a.hash for a in calibration_networks(load_space(str(tmp_path / "tiny.yaml")), 96, 4)}
     hashes = [r["arch_hash"] for r in data["networks"]]
     assert len(set(hashes)) == 5 and not calibration & set(hashes)
-    assert data["plain_runs"] == 200
+    assert data["plain_runs"] == 200 and all(r["plain_other_cpus"] >= 0 for r in data["networks"])
     for name, key in (("plain", "plain_ms"), ("project", "project_ms")):
         ref, errs = data["references"][name], errors(data, key)
         assert ref["within_10"] == sum(abs(e) <= 0.10 for e in errs) / 5

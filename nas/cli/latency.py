@@ -17,6 +17,7 @@ Device = Annotated[str, typer.Option("--device", "-d", help="Device profile name
 Resolution = Annotated[int | None, typer.Option(
     "--resolution", "-r", help="Input size; default: the network's deployment resolution (224 unless set).")]
 Json = Annotated[bool, typer.Option("--json", help="One line of JSON on stdout.")]
+BUSY_CPUS = 0.3  # other processes' load above which a plain timing loop is noted as disturbed
 
 
 def _show(title: str, data: dict[str, Any], keys: list[str]) -> None:
@@ -163,6 +164,10 @@ def validate(
         summary.add_row(names[name], f"{ref['within_5']:.0%}", f"{ref['within_10']:.0%}", f"{ref['kendall_tau']:.3f}",
                         f"{ref['mape']:.1f}%", f"{ref['bias']:+.1%}")
     console.print(summary)
+    busy = [r["plain_other_cpus"] for r in data["networks"] if r["plain_other_cpus"] is not None]
+    if busy and max(busy) > BUSY_CPUS:
+        console.print(f"note: other processes used up to {max(busy):.1f} CPUs during the plain loop; its medians "
+                      "include their interference (the project's quiet-run statistic sets such runs aside)")
     for name, ref in refs.items():
         worst = Table(title=escape(f"worst cases against the {names[name]}"))
         for col in ("arch hash", "predicted ms", "measured ms", "error"):

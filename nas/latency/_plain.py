@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nas.latency._worker import cpu_lock
+from nas.latency._worker import LoadMeter, cpu_lock
 
 
 def load_runner(path: Path, threads: int = 1) -> tuple[Callable[[Any], Any], Any]:
@@ -123,10 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, cpus)
     for model in args.model:
         with cpu_lock(cpus) if cpus else contextlib.nullcontext():
+            meter = LoadMeter()
             times = plain_timing(model, args.runs, args.warmup, args.threads)
+            load = meter.lap()
         median = statistics.median(times)
         if args.json:
-            sys.stdout.write(json.dumps({"latency": {"median_ms": median, "runs": len(times)}}) + "\n")
+            sys.stdout.write(json.dumps({"latency": {"median_ms": median, "runs": len(times)}, "load": load}) + "\n")
         else:
             sys.stdout.write(f"runs={len(times)} median_ms={median:.4f}\n")
         sys.stdout.flush()

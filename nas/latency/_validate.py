@@ -78,9 +78,10 @@ def accuracy(predicted: Sequence[float], measured: Sequence[float], hashes: Sequ
 
 
 def plain_medians(profile: DeviceProfile, paths: Sequence[Path], runs: int = PLAIN_RUNS,
-                  progress: Callable[[int], None] | None = None) -> list[float]:
+                  progress: Callable[[int], None] | None = None) -> list[tuple[float, float]]:
     """Median ms of ``runs`` plain timed inferences of each file, in one fresh process pinned to the
-    profile's CPUs (``python -m nas.latency._plain``; it holds the CPUs' measuring lock per file)."""
+    profile's CPUs (``python -m nas.latency._plain``; it holds the CPUs' measuring lock per file), and the
+    CPUs' worth of other processes' work meanwhile (a plain median has no defence against it)."""
     threads = str(profile.threads)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"}
     cpus = ",".join(map(str, profile.pinned_cpus()))
@@ -88,10 +89,11 @@ def plain_medians(profile: DeviceProfile, paths: Sequence[Path], runs: int = PLA
                "--threads", threads, "--json", *(["--cpus", cpus] if cpus else [])]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
-    medians: list[float] = []
+    medians: list[tuple[float, float]] = []
     for line in proc.stdout:
         if line.startswith("{"):
-            medians.append(float(json.loads(line)["latency"]["median_ms"]))
+            msg = json.loads(line)
+            medians.append((float(msg["latency"]["median_ms"]), float(msg["load"]["other_cpus"])))
             if progress:
                 progress(len(medians))
     _, err = proc.communicate()
@@ -138,10 +140,12 @@ def validate(profile: str | DeviceProfile, space: str | SearchSpace, resolution:
     raw = [m.conditions.get("raw_median_ms") or m.stats.median_ms for m in measured]
     fmt = deployed_format(prof) if _REGISTRY[prof.runtime].local else None
     plain: list[float] | None = None
+    busy: list[float | None] = [None] * len(archs)
     if fmt is not None:
         paths = [network_artifact(network_part(a, res).spec, fmt[0], int8=fmt[1], batch=prof.batch,
                                   calibration=calibration_spec(prof.options)) for a in archs]
-        plain = plain_medians(prof, paths, progress=lambda d: report("fresh networks, plain loop", d, len(paths)))
+        timed = plain_medians(prof, paths, progress=lambda d: report("fresh networks, plain loop", d, len(paths)))
+        plain, busy = [t[0] for t in timed], [t[1] for t in timed]
     hashes = [a.hash for a in archs]
     cal = predictor.calibration_for(sp.name, res)
     return {
@@ -156,6 +160,6 @@ def validate(profile: str | DeviceProfile, space: str | SearchSpace, resolution:
         },
         "plain_runs": PLAIN_RUNS if plain else None,
         "networks": [{"arch_hash": h, "predicted_ms": p, "plain_ms": plain[i] if plain else None,
-                      "project_ms": project[i], "project_raw_ms": raw[i]}
+                      "plain_other_cpus": busy[i], "project_ms": project[i], "project_raw_ms": raw[i]}
                      for i, (h, p) in enumerate(zip(hashes, predicted, strict=True))],
     }
