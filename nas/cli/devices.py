@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from nas.cli._output import console, print_json
+from nas.cli._output import console, print_json, progress_bars
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -50,4 +50,48 @@ def show(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) ->
         if isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items())
         table.add_row(key, str(value))
+    console.print(table)
+
+
+@app.command()
+def compare(
+    devices: Annotated[list[str], typer.Argument(help="Device profiles to compare (nas devices list).")],
+    space: Annotated[str, typer.Option("--space", "-s", help="Search space name or YAML file.")] = "mobilenetv3-small",
+    resolution: Annotated[int | None, typer.Option(
+        "--resolution", "-r", help="Input size; default: the space's first resolution.")] = None,
+    choices: Annotated[list[str] | None, typer.Option(
+        "--choice", "-c", help="Only these choices (repeatable): kernel, se, activation, groups, expansion, "
+                               "block. Default: every one the space offers.")] = None,
+    all_options: Annotated[bool, typer.Option(
+        "--all-options", help="Every option of kernel, groups and expansion, not only the largest.")] = False,
+    rounds: Annotated[int, typer.Option(help="Measuring rounds per device, alternating the devices' order.")] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="One line of JSON on stdout.")] = False,
+) -> None:
+    """What each choice costs on each device: the space's baseline network with every block's kernel, SE,
+    activation, groups, expansion or block type set to one option, timed interleaved on every device, as
+    the ratio to the baseline there (median over rounds, with the range)."""
+    from nas.latency._compare import STATISTIC, compare_devices
+
+    with progress_bars() as progress:
+        result = compare_devices(devices, space, resolution, families=choices, all_options=all_options,
+                                 rounds=rounds, progress=progress)
+    data = result.to_dict()
+    if as_json:
+        print_json(data)
+        return
+    table = Table(title=f"operator costs on {result.space} at {result.resolution}x{result.resolution}: "
+                        "latency / baseline on each device",
+                  caption=f"{STATISTIC}; \\[min-max] over {result.rounds} round(s); "
+                          "baseline row: ms and half the p10-p90 spread")
+    table.add_column("choice")
+    table.add_column("blocks", justify="right")
+    for d in result.devices:
+        table.add_column(d, justify="right")
+    for row in data["rows"]:
+        cells = []
+        for d in result.devices:
+            c = row["devices"][d]
+            cells.append(f"{c['median_ms']:.3f} ms ±{c['spread'] / 2:.0%}" if row["family"] is None
+                         else f"{c['ratio']:.2f}x \\[{c['ratio_min']:.2f}-{c['ratio_max']:.2f}]")
+        table.add_row(row["choice"], f"{row['blocks']}/{row['total_blocks']}", *cells)
     console.print(table)

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nas.cli._output import console, err_console, print_json
+from nas.cli._output import console, print_json, progress_bars
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -18,6 +17,7 @@ Device = Annotated[str, typer.Option("--device", "-d", help="Device profile name
 Resolution = Annotated[int | None, typer.Option(
     "--resolution", "-r", help="Input size; default: the network's deployment resolution (224 unless set).")]
 Json = Annotated[bool, typer.Option("--json", help="One line of JSON on stdout.")]
+BUSY_CPUS = 0.3  # other processes' load above which a plain timing loop is noted as disturbed
 
 
 def _show(title: str, data: dict[str, Any], keys: list[str]) -> None:
@@ -151,15 +151,7 @@ def profile(
             _show(f"{info['approach']} predictor {sp.name} on {device}", info, list(info))
         return
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True, disable=as_json) as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(what: str, done: int, total: int) -> None:
-            if what not in tasks:
-                tasks[what] = bar.add_task(f"timing {what}", total=total)
-            bar.update(tasks[what], completed=done)
-
+    with progress_bars(as_json, lambda what: f"timing {what}") as progress:
         report = build_table(device, space, resolution, output=output,
                              calibration_networks=CALIBRATION_NETWORKS if calibrate is None else calibrate,
                              jobs=jobs, progress=progress)
@@ -174,3 +166,54 @@ def profile(
     data["failed"] = len(report.failed)
     _show(f"latency table {report.space} on {report.profile} at {report.resolution}", data,
           ["entries", "measured", "reused", "failed", "seconds", "calibration", "fingerprint", "file"])
+
+
+@app.command()
+def validate(
+    device: Device,
+    space: Annotated[str, typer.Option("--space", "-s", help="Search space name or YAML file.")],
+    n: Annotated[int, typer.Option("--n", help="Fresh networks to predict and measure.")] = 50,
+    resolution: Resolution = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sampled networks.")] = 0,
+    calibrate: Annotated[int, typer.Option(
+        help="Networks measured to fit the calibration, if the table has none for this space.")] = 24,
+    as_json: Json = False,
+) -> None:
+    """Check the predictor as a user would: fresh networks (no calibration network among them) predicted,
+    then timed by a plain loop of the deployed file (median of 200 runs) and by the project's measurement;
+    share within +-5% and +-10%, Kendall tau, MAPE and the worst cases for each. Builds what the table lacks."""
+    from rich.markup import escape
+
+    from nas.latency._validate import validate as validate_
+
+    with progress_bars(as_json, lambda what: f"timing {what}") as progress:
+        data = validate_(device, space, resolution, n=n, seed=seed, calibration_networks=calibrate,
+                         progress=progress)
+    if as_json:
+        print_json(data)
+        return
+    b = data["build"]
+    fitted = f"fitted now on {b['calibrated_now']} networks" if b["calibrated_now"] else "reused"
+    console.print(f"{data['profile']} / {data['space']} at {data['resolution']}: table ready in {b['seconds']} s "
+                  f"({b['parts_timed']} parts timed now; calibration {fitted}, {data['calibration']['model']} "
+                  f"model); {data['n']} fresh networks (seed {data['seed']})")
+    refs = {name: ref for name, ref in data["references"].items() if ref}
+    names = {"plain": f"plain loop (median of {data['plain_runs']})", "project": "project measurement"}
+    summary = Table(title="prediction against measurement")
+    for col in ("reference", "within ±5%", "within ±10%", "Kendall tau", "MAPE", "bias (median)"):
+        summary.add_column(col, justify="left" if col == "reference" else "right")
+    for name, ref in refs.items():
+        summary.add_row(names[name], f"{ref['within_5']:.0%}", f"{ref['within_10']:.0%}", f"{ref['kendall_tau']:.3f}",
+                        f"{ref['mape']:.1f}%", f"{ref['bias']:+.1%}")
+    console.print(summary)
+    busy = [r["plain_other_cpus"] for r in data["networks"] if r["plain_other_cpus"] is not None]
+    if busy and max(busy) > BUSY_CPUS:
+        console.print(f"note: other processes used up to {max(busy):.1f} CPUs during the plain loop; its medians "
+                      "include their interference (the project's quiet-run statistic sets such runs aside)")
+    for name, ref in refs.items():
+        worst = Table(title=escape(f"worst cases against the {names[name]}"))
+        for col in ("arch hash", "predicted ms", "measured ms", "error"):
+            worst.add_column(col, justify="left" if col == "arch hash" else "right")
+        for w in ref["worst"]:
+            worst.add_row(w["arch_hash"], f"{w['predicted_ms']:.3f}", f"{w['measured_ms']:.3f}", f"{w['error']:+.1%}")
+        console.print(worst)

@@ -9,13 +9,17 @@ MODEL --runs 200 --threads 1`` prints ``median_ms=...`` (or JSON), which a remot
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from nas.latency._worker import LoadMeter, cpu_lock
 
 
 def load_runner(path: Path, threads: int = 1) -> tuple[Callable[[Any], Any], Any]:
@@ -106,18 +110,28 @@ def plain_timing(path: Path, runs: int = 200, warmup: int = 20, threads: int = 1
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nas.latency._plain", description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", type=Path)
+    parser.add_argument("model", type=Path, nargs="+", help="One or more files, timed one after the other.")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="One JSON line per file.")
+    parser.add_argument("--cpus", help="Pin to these CPUs (comma-separated) and hold the project's measuring "
+                                       "lock on them while timing each file, so no measurement overlaps.")
     args = parser.parse_args(argv)
-    times = plain_timing(args.model, args.runs, args.warmup, args.threads)
-    median = statistics.median(times)
-    if args.json:
-        sys.stdout.write(json.dumps({"latency": {"median_ms": median, "runs": len(times)}}) + "\n")
-    else:
-        sys.stdout.write(f"runs={len(times)} median_ms={median:.4f}\n")
+    cpus = [int(c) for c in args.cpus.split(",")] if args.cpus else None
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    for model in args.model:
+        with cpu_lock(cpus) if cpus else contextlib.nullcontext():
+            meter = LoadMeter()
+            times = plain_timing(model, args.runs, args.warmup, args.threads)
+            load = meter.lap()
+        median = statistics.median(times)
+        if args.json:
+            sys.stdout.write(json.dumps({"latency": {"median_ms": median, "runs": len(times)}, "load": load}) + "\n")
+        else:
+            sys.stdout.write(f"runs={len(times)} median_ms={median:.4f}\n")
+        sys.stdout.flush()
     return 0
 
 

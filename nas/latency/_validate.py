@@ -1,0 +1,165 @@
+"""The lookup-table predictor checked as a user would (``nas latency validate``): fresh networks of a space,
+predicted, then measured two independent ways, and the agreement in the figures the targets are set in.
+
+Fresh: sampled from the space, none of them a calibration network of the table. The table's missing
+entries (and, from an empty database, its calibration) are built first and the time that took is part of
+the report. The two references:
+
+- ``plain``: a plain timing loop of the deployed file (``_plain``: median of 200 runs after warm-up, the
+  profile's threads, pinned to its CPUs, one network at a time), what a user's benchmark script reports;
+- ``project``: the project's own measurement (``measure_many``: quiet-run median in a fresh pinned process,
+  scaled by the speed canary), what a search stores. Its unscaled value is in each row as ``project_raw_ms``.
+
+Per reference: the share within +-5% and +-10%, Kendall's tau, the mean absolute percentage error, the
+median signed error (bias) and the worst networks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nas.errors import LatencyError
+from nas.latency._artifacts import calibration_spec, deployed_format, network_artifact
+from nas.latency._calibration import ANY_SPACE
+from nas.latency._lut import CALIBRATION_NETWORKS, calibrate, ensure_entries
+from nas.latency._lut import calibration_networks as table_networks
+from nas.latency._measure import measure_many, resolve_url
+from nas.latency._parts import network_part
+from nas.latency._predict import LatencyPredictor
+from nas.latency._profiles import DeviceProfile, load_profile
+from nas.latency._runtimes import _REGISTRY
+
+if TYPE_CHECKING:
+    from nas.arch import Architecture
+    from nas.spaces import SearchSpace
+
+Progress = Callable[[str, int, int], None]
+PLAIN_RUNS = 200
+WORST = 5
+SAMPLES_PER_NETWORK = 20  # bound on draws when the space is small or overlaps the calibration networks
+
+
+def fresh_networks(space: SearchSpace, resolution: int, n: int, seed: int, exclude: set[str]) -> list[Architecture]:
+    """``n`` distinct members of ``space`` sampled from ``seed``, none of whose hash is in ``exclude``."""
+    rng = random.Random(seed)
+    found: dict[str, Architecture] = {}
+    for _ in range(n * SAMPLES_PER_NETWORK):
+        arch = space.sample(rng=rng).with_(resolution=resolution)
+        if arch.hash not in exclude:
+            found.setdefault(arch.hash, arch)
+        if len(found) == n:
+            return list(found.values())
+    raise LatencyError(f"n: only {len(found)} distinct networks of {space.name} outside the calibration "
+                       f"set in {n * SAMPLES_PER_NETWORK} draws")
+
+
+def accuracy(predicted: Sequence[float], measured: Sequence[float], hashes: Sequence[str]) -> dict[str, Any]:
+    """The agreement figures of ``predicted`` against one reference ``measured`` (module docstring)."""
+    from scipy.stats import kendalltau
+
+    errors = [p / m - 1 for p, m in zip(predicted, measured, strict=True)]
+    n = len(errors)
+    tau = float(kendalltau(predicted, measured).statistic) if n > 1 else float("nan")
+    worst = sorted(range(n), key=lambda i: -abs(errors[i]))[:WORST]
+    return {"n": n, "within_5": sum(abs(e) <= 0.05 for e in errors) / n,
+            "within_10": sum(abs(e) <= 0.10 for e in errors) / n, "kendall_tau": tau,
+            "mape": 100 * statistics.fmean(abs(e) for e in errors), "bias": statistics.median(errors),
+            "worst": [{"arch_hash": hashes[i], "predicted_ms": predicted[i], "measured_ms": measured[i],
+                       "error": errors[i]} for i in worst]}
+
+
+def plain_medians(profile: DeviceProfile, paths: Sequence[Path], runs: int = PLAIN_RUNS,
+                  progress: Callable[[int], None] | None = None) -> list[tuple[float, float]]:
+    """Median ms of ``runs`` plain timed inferences of each file, in one fresh process pinned to the
+    profile's CPUs (``python -m nas.latency._plain``; it holds the CPUs' measuring lock per file), and the
+    CPUs' worth of other processes' work meanwhile (a plain median has no defence against it)."""
+    threads = str(profile.threads)
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"}
+    cpus = ",".join(map(str, profile.pinned_cpus()))
+    command = [sys.executable, "-m", "nas.latency._plain", *map(str, paths), "--runs", str(runs),
+               "--threads", threads, "--json", *(["--cpus", cpus] if cpus else [])]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    medians: list[tuple[float, float]] = []
+    for line in proc.stdout:
+        if line.startswith("{"):
+            msg = json.loads(line)
+            medians.append((float(msg["latency"]["median_ms"]), float(msg["load"]["other_cpus"])))
+            if progress:
+                progress(len(medians))
+    _, err = proc.communicate()
+    if proc.returncode != 0 or len(medians) != len(paths):
+        raise LatencyError(f"the plain timing loop for {profile.name} failed (exit {proc.returncode}): "
+                           f"{err[-1500:].strip()}")
+    return medians
+
+
+def _calibration_hashes(predictor: LatencyPredictor, space: str, resolution: int) -> set[str]:
+    return {str(p[0]) for c in predictor.calibrations if c.resolution == resolution and c.scope in (space, ANY_SPACE)
+            for p in c.points}
+
+
+def validate(profile: str | DeviceProfile, space: str | SearchSpace, resolution: int | None = None, *,
+             n: int = 50, seed: int = 0, calibration_networks: int = CALIBRATION_NETWORKS,
+             database_url: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """Build what the table lacks, then predict and measure ``n`` fresh networks (module docstring)."""
+    from nas.spaces import load_space
+
+    if n < 2:
+        raise LatencyError("n: at least 2 networks are needed for a rank correlation")
+    prof = load_profile(profile)
+    sp = load_space(space) if isinstance(space, str) else space
+    res = resolution or sp.definition.resolution[0]
+    url = resolve_url(database_url)
+    report = progress or (lambda what, done, total: None)
+    start = time.perf_counter()
+    predictor = LatencyPredictor.from_database(prof, database_url=url)
+    calibrated_now = parts_timed = 0
+    if not any(c.scope == sp.name and c.resolution == res for c in predictor.calibrations):
+        parts_timed += ensure_entries(table_networks(sp, res, calibration_networks), prof, res, database_url=url)
+        calibrate(prof, sp, res, networks=calibration_networks, database_url=url, progress=progress)
+        calibrated_now = calibration_networks
+        predictor = LatencyPredictor.from_database(prof, database_url=url)
+    archs = fresh_networks(sp, res, n, seed, _calibration_hashes(predictor, sp.name, res))
+    parts_timed += ensure_entries(archs, prof, res, database_url=url)
+    build_s = time.perf_counter() - start
+    predictor = LatencyPredictor.from_database(prof, database_url=url)
+    predicted = [predictor.predict(a, res) for a in archs]
+    measured = measure_many(archs, prof, res, database_url=url, use_cache=False,
+                            progress=lambda d, t: report("fresh networks", d, t))
+    project = [m.stats.median_ms for m in measured]
+    raw = [m.conditions.get("raw_median_ms") or m.stats.median_ms for m in measured]
+    fmt = deployed_format(prof) if _REGISTRY[prof.runtime].local else None
+    plain: list[float] | None = None
+    busy: list[float | None] = [None] * len(archs)
+    if fmt is not None:
+        paths = [network_artifact(network_part(a, res).spec, fmt[0], int8=fmt[1], batch=prof.batch,
+                                  calibration=calibration_spec(prof.options)) for a in archs]
+        timed = plain_medians(prof, paths, progress=lambda d: report("fresh networks, plain loop", d, len(paths)))
+        plain, busy = [t[0] for t in timed], [t[1] for t in timed]
+    hashes = [a.hash for a in archs]
+    cal = predictor.calibration_for(sp.name, res)
+    return {
+        "profile": prof.name, "fingerprint": predictor.fingerprint, "space": sp.name, "resolution": res,
+        "n": n, "seed": seed,
+        "build": {"seconds": round(build_s, 1), "parts_timed": parts_timed, "calibrated_now": calibrated_now,
+                  "table_entries": len(predictor)},
+        "calibration": {"model": cal.model, "networks": len(cal.points), "slope": cal.slope},
+        "references": {
+            "plain": accuracy(predicted, plain, hashes) if plain else None,
+            "project": accuracy(predicted, project, hashes),
+        },
+        "plain_runs": PLAIN_RUNS if plain else None,
+        "networks": [{"arch_hash": h, "predicted_ms": p, "plain_ms": plain[i] if plain else None,
+                      "plain_other_cpus": busy[i], "project_ms": project[i], "project_raw_ms": raw[i]}
+                     for i, (h, p) in enumerate(zip(hashes, predicted, strict=True))],
+    }

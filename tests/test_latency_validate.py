@@ -1,0 +1,79 @@
+"""``nas latency validate``: the predictor scored against fresh measurements, from an empty database."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nas.latency import _cache, calibration_networks
+from nas.latency._validate import accuracy
+from nas.spaces import load_space
+from tests.latency_support import QUICK_PROFILE_YAML, TINY_SPACE
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    devices = tmp_path / "devices"
+    devices.mkdir()
+    # CPU 0: the built-in profiles' measurements queue on CPU 1's lock, for minutes when the host is shared.
+    (devices / "quick.yaml").write_text(QUICK_PROFILE_YAML + "cpus: [0]\n")
+    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
+    return {**os.environ, "NAS_DEVICES_DIR": str(devices), "NAS_HOME": str(tmp_path / "home"),
+            "NAS_DATABASE_URL": f"sqlite:///{tmp_path / 'latency.db'}",
+            "NAS_ARTIFACT_CACHE": str(tmp_path / "artifacts")}
+
+
+def validate(env: dict[str, str], tmp_path: Path) -> dict:  # type: ignore[type-arg]
+    result = subprocess.run([sys.executable, "-m", "nas", "latency", "validate", "--device", "quick", "--space",
+                             str(tmp_path / "tiny.yaml"), "--n", "5", "--calibrate", "4", "--json"],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def errors(data: dict, key: str) -> list[float]:  # type: ignore[type-arg]
+    return [r["predicted_ms"] / r[key] - 1 for r in data["networks"]]
+
+
+def test_validate_builds_the_table_then_scores_fresh_networks_against_both_references(
+        env: dict[str, str], tmp_path: Path) -> None:
+    data = validate(env, tmp_path)
+    build = data["build"]
+    assert build["parts_timed"] > 0 and build["calibrated_now"] == 4 and build["seconds"] > 0
+    calibration = {a.hash for a in calibration_networks(load_space(str(tmp_path / "tiny.yaml")), 96, 4)}
+    hashes = [r["arch_hash"] for r in data["networks"]]
+    assert len(set(hashes)) == 5 and not calibration & set(hashes)
+    assert data["plain_runs"] == 200 and all(r["plain_other_cpus"] >= 0 for r in data["networks"])
+    for name, key in (("plain", "plain_ms"), ("project", "project_ms")):
+        ref, errs = data["references"][name], errors(data, key)
+        assert ref["within_10"] == sum(abs(e) <= 0.10 for e in errs) / 5
+        assert ref["mape"] == pytest.approx(100 * statistics.fmean(abs(e) for e in errs))
+        assert abs(ref["worst"][0]["error"]) == pytest.approx(max(abs(e) for e in errs))
+        assert abs(ref["bias"]) < 0.5  # a fitted calibration: the table is in the measurements' range
+
+    # A calibration three times too steep: the same fresh networks, measured again, all miss by ~+200%.
+    url = env["NAS_DATABASE_URL"]
+    for cal in _cache.get_calibrations(url, "quick", data["fingerprint"]):
+        _cache.put_calibration(url, "quick", data["fingerprint"], cal["scope"], cal["resolution"],
+                               slope=3 * cal["slope"], intercept_ms=3 * cal["intercept_ms"],
+                               ms_per_mparam=3 * cal["ms_per_mparam"],
+                               slope_per_mparam=3 * (cal["slope_per_mparam"] or 0.0), points=cal["points"])
+    wrong = validate(env, tmp_path)
+    assert wrong["build"]["parts_timed"] == 0 and wrong["build"]["calibrated_now"] == 0
+    assert [r["arch_hash"] for r in wrong["networks"]] == hashes
+    for name in ("plain", "project"):
+        assert wrong["references"][name]["within_10"] == 0 < wrong["references"][name]["bias"] - 1.0
+    assert data["references"]["plain"]["within_10"] >= wrong["references"]["plain"]["within_10"]
+
+
+def test_accuracy_ranks_and_shares() -> None:
+    report = accuracy([1.0, 2.0, 3.3, 4.0], [1.0, 2.1, 3.0, 5.0], ["a", "b", "c", "d"])
+    assert report["within_5"] == 0.5 and report["within_10"] == 0.75 and report["kendall_tau"] == 1.0
+    assert [w["arch_hash"] for w in report["worst"]][:2] == ["d", "c"]
+    assert report["mape"] == pytest.approx(100 * (0 + 0.1 / 2.1 + 0.1 + 0.2) / 4)
