@@ -20,7 +20,9 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 PG_SERVER = os.environ.get("NAS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("NAS_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+# DB 14; the second worker of `pytest -n 2` uses DB 15, so that neither sees the other's queued messages.
+REDIS_URL = os.environ.get("NAS_TEST_REDIS_URL", "redis://127.0.0.1:6379/{}".format(
+    {"gw1": 15}.get(os.environ.get("PYTEST_XDIST_WORKER", ""), 14)))
 SPEC: dict[str, Any] = {"name": "api-test", "space": "mobilenetv3-small", "device": "cpu-ort-1t",
                         "latency": {"target_ms": 10.0}, "budget": {"trials": 4}}
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated NAS_HOME per test session, few torch threads, devices to test on."""
+"""Shared fixtures: an isolated NAS_HOME per test session, the tests' device profiles (``tests/fixtures/devices``),
+few torch threads, devices to test on."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import pytest
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> None:
     home = tmp_path_factory.mktemp("nas-home")
     os.environ.setdefault("NAS_HOME", str(home))
+    from tests.latency_support import TEST_DEVICES
+
+    os.environ["NAS_DEVICES_DIR"] = str(TEST_DEVICES)
     from nas.settings import get_settings
 
     get_settings.cache_clear()
@@ -49,3 +53,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if not accepted(reason):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, which needs every real part this test uses: {reason}"
+
+
+# -- in parallel: `pytest -n 2 --dist loadfile` (pytest-xdist) ---------------------------------------------------
+# A file's tests run on one worker, so a module fixture (a cluster of worker processes, a converted network) is
+# built once and each file keeps its own Redis DB; the service fixtures' Redis DB is per worker (api_support).
+# The long end-to-end files are handed out first, so that no worker is left alone with one of them at the end.
+LONG_FIRST = ("test_service_specs", "test_distributed", "test_artifacts_distributed", "test_faults",
+              "test_api_cli", "test_latency_runtimes", "test_search")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config.option, "dist", None) == "loadfile":
+        config.option.loadscopereorder = False  # files in the order below, not the most tests first
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+
+    def rank(item: pytest.Item) -> int:
+        module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+        return LONG_FIRST.index(module) if module in LONG_FIRST else len(LONG_FIRST)
+
+    items.sort(key=rank)  # stable: the usual order within each file and among the rest

@@ -40,6 +40,12 @@ table_timing: {warmup_runs: 2, warmup_seconds: 0.0, min_runs: 5, max_runs: 50, m
 """
 
 
+# The tests' own device profiles (conftest puts them on NAS_DEVICES_DIR): test-ort-quick is the device of the
+# tiny searches (search_helpers) and of the end-to-end services' latency workers.
+TEST_DEVICES = Path(__file__).parent / "fixtures" / "devices"
+QUICK_DEVICE = "test-ort-quick"
+
+
 def tiny_space(tmp_path: Path) -> SearchSpace:
     path = tmp_path / "tiny.yaml"
     path.write_text(TINY_SPACE)

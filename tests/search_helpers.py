@@ -1,4 +1,5 @@
-"""Tiny, fast search specs for the search-engine tests (real training, real ONNX Runtime latency)."""
+"""Tiny, fast search specs for the search-engine tests (real training, real ONNX Runtime latency, timed briefly on
+``test-ort-quick``: ``tests/fixtures/devices``)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from typing import Any
 
 from nas.search import SearchSpec, parse_spec
 
+from .latency_support import QUICK_DEVICE
+
 
 def tiny_spec(**overrides: Any) -> SearchSpec:
     doc: dict[str, Any] = {
         "name": "tiny",
         "space": "mobilenetv3-small",
-        "device": "cpu-ort-1t",
+        "device": QUICK_DEVICE,
         "latency": {"mode": "measured", "resolution": 64, "target_ms": 0.5},
         "reward": {"kind": "soft"},
         "strategy": {"name": "random"},

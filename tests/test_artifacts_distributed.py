@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from .api_support import REPO, free_port, fresh_pg_database
+from .latency_support import QUICK_DEVICE, TEST_DEVICES
 from .skips import NOT_APPLICABLE
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
@@ -105,7 +106,7 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 def _deployment(root: Path, url: str) -> Iterator[Deployment]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NAS_")}
     env.update({"NAS_DATABASE_URL": url, "NAS_REDIS_URL": REDIS_URL, "NAS_HOME": "home",  # relative: per machine
-                "NAS_DEVICE_TTL": "60", "NAS_SEARCH_PARALLELISM": "2",
+                "NAS_DEVICE_TTL": "60", "NAS_SEARCH_PARALLELISM": "2", "NAS_DEVICES_DIR": str(TEST_DEVICES),
                 "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
                 "OMP_NUM_THREADS": "1"})
     d = Deployment(root, url, env)
@@ -116,7 +117,7 @@ def _deployment(root: Path, url: str) -> Iterator[Deployment]:
         d.base_url = f"http://127.0.0.1:{port}"
         _wait(lambda: _answers(d.base_url) or _exited(api, d, "api"), 120, "the API to answer")
         d.start("driver", "-m", "nas", "worker", "-Q", "search", "--name", "driver@art")
-        d.start("latency", "-m", "nas", "worker", "--device", "cpu-ort-1t", "--name", "latency@art")
+        d.start("latency", "-m", "nas", "worker", "--device", QUICK_DEVICE, "--name", "latency@art")
         for name in ("train-a", "train-b"):
             d.start(name, "-m", "nas", "worker", "-Q", "train", "--name", f"{name}@art")
         yield d
@@ -157,7 +158,7 @@ def _token(d: Deployment, name: str) -> str:
 
 
 def _spec(path: Path, **changes: Any) -> Path:
-    doc: dict[str, Any] = {"name": "artifacts", "space": "mobilenetv3-small", "device": "cpu-ort-1t",
+    doc: dict[str, Any] = {"name": "artifacts", "space": "mobilenetv3-small", "device": QUICK_DEVICE,
            "latency": {"mode": "measured", "resolution": 64, "target_ms": 0.5},
            "strategy": {"name": "random"}, "budget": {"trials": 3}, "export_onnx": True,
            "proxy": {"dataset": {"kind": "digits", "resolution": 32, "subset": 300},

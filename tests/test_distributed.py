@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import yaml
 from optuna.trial import TrialState
 
 from .api_support import PG_SERVER, REPO, pg_unreachable, start_server, stop_server
+from .latency_support import QUICK_DEVICE, TEST_DEVICES
 
 REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of its own: the test flushes it
 VISIBILITY = 15  # seconds before Redis redelivers a message whose worker died without acking
@@ -83,7 +85,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = make_url(PG_SERVER).set(drivername="postgresql+psycopg", database=name).render_as_string(False)
     home = tmp_path_factory.mktemp("cluster")
-    (home / "devices").mkdir()
+    shutil.copytree(TEST_DEVICES, home / "devices")  # QUICK_DEVICE: timed briefly, not waiting for quiet
     (home / "devices" / f"{NOBODY}.yaml").write_text(yaml.safe_dump({"name": NOBODY, "runtime": "onnxruntime"}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("NAS_")}
     env.update({"NAS_DATABASE_URL": url, "NAS_REDIS_URL": REDIS_URL, "NAS_HOME": str(home),
@@ -99,7 +101,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         assert created.returncode == 0, created.stderr
         c.token = created.stdout.strip().splitlines()[-1]
         c.start_worker("search", "-Q", "search")
-        c.start_worker("latency", "--device", "cpu-ort-1t")
+        c.start_worker("latency", "--device", QUICK_DEVICE)
         yield c
     finally:
         for proc_name in list(c.procs):
@@ -116,7 +118,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 def write_spec(path: Path, name: str, trials: int, epochs: int, **extra: Any) -> Path:
     doc: dict[str, Any] = {
-        "name": name, "space": "mobilenetv3-small", "device": "cpu-ort-1t",
+        "name": name, "space": "mobilenetv3-small", "device": QUICK_DEVICE,
         "latency": {"mode": "measured", "resolution": 64, "target_ms": 0.5},
         "strategy": {"name": "random"}, "budget": {"trials": trials}, "export_onnx": False,
         "proxy": {"dataset": {"kind": "digits", "resolution": 32, "subset": 400},
@@ -169,7 +171,7 @@ def test_a_search_submitted_over_http_is_finished_by_workers_and_its_best_matche
     import httpx
 
     devices = httpx.get(f"{cluster.base_url}/devices", headers={"Authorization": f"Bearer {cluster.token}"}).json()
-    assert "cpu-ort-1t" in json.dumps(devices), "the latency worker registered its device"
+    assert QUICK_DEVICE in json.dumps(devices), "the latency worker registered its device"
 
 
 def test_a_train_worker_killed_mid_trial_loses_nothing_and_counts_nothing_twice(cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -260,7 +260,7 @@ def test_a_predicted_search_times_the_table_parts_it_lacks_once_and_predicts_fro
     ctx = run_search(spec, storage_url=db, run_dir=tmp_path)
     trials = ctx.study.get_trials(states=(TrialState.COMPLETE,))
     assert len(trials) == 2
-    predictor = LatencyPredictor.from_database("cpu-ort-1t")
+    predictor = LatencyPredictor.from_database(spec.device)
     for t in trials:
         arch = parse_architecture(t.user_attrs["architecture"])
         assert t.user_attrs["latency_source"] == "predicted" and arch.num_classes == 10
