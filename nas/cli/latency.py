@@ -194,9 +194,9 @@ def validate(
         return
     b = data["build"]
     fitted = f"fitted now on {b['calibrated_now']} networks" if b["calibrated_now"] else "reused"
-    console.print(f"{data['profile']} / {data['space']} at {data['resolution']}: table ready in {b['seconds']} s "
-                  f"({b['parts_timed']} parts timed now; calibration {fitted}, {data['calibration']['model']} "
-                  f"model); {data['n']} fresh networks (seed {data['seed']})")
+    console.print(f"{data['profile']} / {data['space']} at {data['resolution']}: {data['predictor']} predictor "
+                  f"ready in {b['seconds']} s ({b['parts_timed']} parts or fits built now; calibration {fitted}, "
+                  f"{data['calibration']['model']} model); {data['n']} fresh networks (seed {data['seed']})")
     refs = {name: ref for name, ref in data["references"].items() if ref}
     names = {"plain": f"plain loop (median of {data['plain_runs']})", "project": "project measurement"}
     summary = Table(title="prediction against measurement")

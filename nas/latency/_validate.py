@@ -1,4 +1,4 @@
-"""The lookup-table predictor checked as a user would (``nas latency validate``): fresh networks of a space,
+"""A device's latency predictor checked as a user would (``nas latency validate``): fresh networks of a space,
 predicted, then measured two independent ways, and the agreement in the figures the targets are set in.
 
 Fresh: sampled from the space, none of them a calibration network of the table. The table's missing
@@ -35,6 +35,7 @@ from nas.latency._lut import calibration_networks as table_networks
 from nas.latency._measure import measure_many, resolve_url
 from nas.latency._parts import network_part
 from nas.latency._predict import LatencyPredictor
+from nas.latency._predictors import build_predictor, ensure_predictor, load_predictor
 from nas.latency._profiles import DeviceProfile, load_profile
 from nas.latency._runtimes import _REGISTRY
 
@@ -103,9 +104,38 @@ def plain_medians(profile: DeviceProfile, paths: Sequence[Path], runs: int = PLA
     return medians
 
 
-def _calibration_hashes(predictor: LatencyPredictor, space: str, resolution: int) -> set[str]:
-    return {str(p[0]) for c in predictor.calibrations if c.resolution == resolution and c.scope in (space, ANY_SPACE)
-            for p in c.points}
+def _has_fit(predictor: Any, space: SearchSpace, resolution: int) -> bool:
+    if isinstance(predictor, LatencyPredictor):
+        return any(c.scope == space.name and c.resolution == resolution for c in predictor.calibrations)
+    return not predictor.missing(table_networks(space, resolution, 1)[0], resolution)
+
+
+def _fitted_hashes(predictor: Any, profile: DeviceProfile, space: str, resolution: int, url: str) -> set[str]:
+    """Networks the predictor was fitted on: a table's calibration networks, and every network measured on
+    the device (a per-operator fit uses them all), so the validation's networks are new to it."""
+    from nas.latency import _cache
+    from nas.latency._fingerprint import fingerprint
+
+    hashes = {json.loads(row["architecture"]).get("hash") or _hash(row["architecture"])
+              for row in _cache.get_measurements(url, profile.name, fingerprint(profile))}
+    if isinstance(predictor, LatencyPredictor):
+        hashes |= {str(p[0]) for c in predictor.calibrations if c.resolution == resolution
+                   and c.scope in (space, ANY_SPACE) for p in c.points}
+    return hashes
+
+
+def _hash(architecture: str) -> str:
+    from nas.arch import parse_architecture
+
+    return parse_architecture(json.loads(architecture)).hash
+
+
+def _fit_summary(predictor: Any, space: SearchSpace, resolution: int) -> dict[str, Any]:
+    if isinstance(predictor, LatencyPredictor):
+        cal = predictor.calibration_for(space.name, resolution)
+        return {"model": cal.model, "networks": len(cal.points), "slope": cal.slope}
+    found = predictor.fit_for(table_networks(space, resolution, 1)[0], resolution)
+    return {"model": "ops", "networks": found.networks, "rms_rel": round(found.rms_rel, 4)}
 
 
 def validate(profile: str | DeviceProfile, space: str | SearchSpace, resolution: int | None = None, *,
@@ -122,17 +152,20 @@ def validate(profile: str | DeviceProfile, space: str | SearchSpace, resolution:
     url = resolve_url(database_url)
     report = progress or (lambda what, done, total: None)
     start = time.perf_counter()
-    predictor = LatencyPredictor.from_database(prof, database_url=url)
+    predictor: Any = load_predictor(prof, database_url=url)
     calibrated_now = parts_timed = 0
-    if not any(c.scope == sp.name and c.resolution == res for c in predictor.calibrations):
-        parts_timed += ensure_entries(table_networks(sp, res, calibration_networks), prof, res, database_url=url)
-        calibrate(prof, sp, res, networks=calibration_networks, database_url=url, progress=progress)
-        calibrated_now = calibration_networks
-        predictor = LatencyPredictor.from_database(prof, database_url=url)
-    archs = fresh_networks(sp, res, n, seed, _calibration_hashes(predictor, sp.name, res))
-    parts_timed += ensure_entries(archs, prof, res, database_url=url)
+    if not _has_fit(predictor, sp, res):  # from an empty database: the predictor's own build
+        if prof.predictor == "lut":
+            parts_timed += ensure_entries(table_networks(sp, res, calibration_networks), prof, res, database_url=url)
+            calibrate(prof, sp, res, networks=calibration_networks, database_url=url, progress=progress)
+            calibrated_now = calibration_networks
+        else:
+            calibrated_now = int(build_predictor(prof, sp.name, res, database_url=url, progress=progress)["networks"])
+        predictor = load_predictor(prof, database_url=url)
+    archs = fresh_networks(sp, res, n, seed, _fitted_hashes(predictor, prof, sp.name, res, url))
+    parts_timed += ensure_predictor(archs, prof, res, database_url=url)
     build_s = time.perf_counter() - start
-    predictor = LatencyPredictor.from_database(prof, database_url=url)
+    predictor = load_predictor(prof, database_url=url)
     predicted = [predictor.predict(a, res) for a in archs]
     measured = measure_many(archs, prof, res, database_url=url, use_cache=False,
                             progress=lambda d, t: report("fresh networks", d, t))
@@ -147,13 +180,14 @@ def validate(profile: str | DeviceProfile, space: str | SearchSpace, resolution:
         timed = plain_medians(prof, paths, progress=lambda d: report("fresh networks, plain loop", d, len(paths)))
         plain, busy = [t[0] for t in timed], [t[1] for t in timed]
     hashes = [a.hash for a in archs]
-    cal = predictor.calibration_for(sp.name, res)
+    fitted = _fit_summary(predictor, sp, res)
     return {
         "profile": prof.name, "fingerprint": predictor.fingerprint, "space": sp.name, "resolution": res,
         "n": n, "seed": seed,
+        "predictor": prof.predictor,
         "build": {"seconds": round(build_s, 1), "parts_timed": parts_timed, "calibrated_now": calibrated_now,
-                  "table_entries": len(predictor)},
-        "calibration": {"model": cal.model, "networks": len(cal.points), "slope": cal.slope},
+                  "table_entries": len(predictor) if prof.predictor == "lut" else None},
+        "calibration": fitted,
         "references": {
             "plain": accuracy(predicted, plain, hashes) if plain else None,
             "project": accuracy(predicted, project, hashes),
