@@ -10,6 +10,7 @@ from workers.publish import push
 RUN_SEARCH = "nas.search.run"
 TRAIN = "nas.train"
 MEASURE_LATENCY = "nas.latency"
+TIME_TABLE = "nas.latency.table"
 
 
 def _search_task_id(search_id: str) -> str:
@@ -37,4 +38,11 @@ def send_train(payload: dict[str, Any], task_id: str) -> None:
 def send_latency(payload: dict[str, Any], task_id: str) -> None:
     """Queue a trial's latency on its device's queue (``latency.<profile>``)."""
     celery_app.send_task(MEASURE_LATENCY, args=[payload], queue=latency_queue(str(payload["device"])),
+                         task_id=task_id, ignore_result=True)
+
+
+def send_table(payload: dict[str, Any], task_id: str) -> None:
+    """Queue lookup-table parts to time on their device's queue (``latency.<profile>``): only the device's
+    own workers time anything for it."""
+    celery_app.send_task(TIME_TABLE, args=[payload], queue=latency_queue(str(payload["device"])),
                          task_id=task_id, ignore_result=True)
