@@ -13,7 +13,6 @@ Redis DB 1 is this module's own: flushed before and after, nothing else.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,8 +20,8 @@ import httpx
 import numpy as np
 import pytest
 
-from .api_support import REPO, free_port, fresh_pg_database
-from .test_artifacts_distributed import Deployment, _answers, _auth, _exited, _spec, _token, _wait
+from .api_support import fresh_pg_database
+from .test_artifacts_distributed import Deployment, _auth, _spec, _token, start_deployment
 
 REDIS_URL = "redis://127.0.0.1:6379/1"
 DEVICE = "cpu-openvino-1t"
@@ -42,24 +41,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     except Exception as exc:
         pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
     root = tmp_path_factory.mktemp("device-timing")
+    workers = {"driver": ["-Q", "search"], "train": ["-Q", "train"], "latency": ["--device", DEVICE]}
     with fresh_pg_database("nas_dev") as url:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NAS_")}
-        env.update({"NAS_DATABASE_URL": url, "NAS_REDIS_URL": REDIS_URL, "NAS_HOME": "home",
-                    "NAS_DEVICE_TTL": "60", "NAS_SEARCH_PARALLELISM": "2", "OMP_NUM_THREADS": "1",
-                    "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])})
-        d = Deployment(root, url, env)
         try:
-            port = free_port()
-            api = d.start("api", "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),
-                          "--log-level", "warning")
-            d.base_url = f"http://127.0.0.1:{port}"
-            _wait(lambda: _answers(d.base_url) or _exited(api, d, "api"), 120, "the API to answer")
-            d.start("driver", "-m", "nas", "worker", "-Q", "search", "--name", "driver@dev")
-            d.start("train", "-m", "nas", "worker", "-Q", "train", "--name", "train@dev")
-            d.start("latency", "-m", "nas", "worker", "--device", DEVICE, "--name", "latency@dev")
-            yield d
+            yield from start_deployment(root, url, REDIS_URL, workers, "dev")
         finally:
-            d.stop_all()
             _redis().flushdb()
             from nas.storage import engine_for
 
@@ -130,3 +116,16 @@ def _agrees_with_pytorch(xml: Path, state: Path) -> None:
         expected = model.eval()(x).numpy()
     assert (got.argmax(1) == expected.argmax(1)).all()
     assert float(np.max(np.abs(got - expected))) < 1e-3 + 1e-3 * float(np.max(np.abs(expected)))
+
+
+def test_a_process_times_only_the_devices_its_role_serves(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The guard ``nas worker`` enables: a search or train worker serves no latency queue, so any timing
+    raises before a measuring process starts, naming the device and what would time it."""
+    from nas.errors import LatencyError
+    from nas.latency import measure
+
+    db = f"sqlite:///{tmp_path / 'nas.db'}"
+    for served in ("", "cpu-torch-1t"):
+        monkeypatch.setenv("NAS_TIMING_DEVICES", served)
+        with pytest.raises(LatencyError, match=r"may not time on cpu-ort-1t .*nas worker --device cpu-ort-1t"):
+            measure("mobilenetv3-small-0.75", "cpu-ort-1t", 32, database_url=db, use_cache=False)

@@ -66,32 +66,26 @@ class CeleryExecutor(Executor):
     def judge(self, request: LatencyRequest) -> LatencyOutcome:
         """A network without a trial (T's reference): its latency task writes the outcome onto the study
         (``request.study``), polled here with the same resend rule as trials."""
-        from nas.errors import SearchError
-
-        ref = request.study
-        if ref is None:
-            raise SearchError("a distributed latency without a trial needs a study to record it on")
-        value = self._on_device(ref, f"latency-{ref.study_name}-{ref.key}", "T",
+        value = self._on_device(request.study, "latency", "T",
                                 lambda task_id: send_latency(request.model_dump(mode="json"), task_id))
         return LatencyOutcome.model_validate(value["latency"])
 
     def time_table(self, request: TableRequest) -> TableOutcome:
         """Lookup-table parts a strategy needs, timed by the device's latency worker (never by this driver);
         the outcome comes back through the study like T's."""
-        from nas.errors import SearchError
-
-        ref = request.study
-        if ref is None:
-            raise SearchError("distributed table parts need a study to record their outcome on")
-        value = self._on_device(ref, f"table-{ref.study_name}-{ref.key}", "lookup-table parts",
+        value = self._on_device(request.study, "table", "lookup-table parts",
                                 lambda task_id: send_table(request.model_dump(mode="json"), task_id))
         return TableOutcome.model_validate(value["table"])
 
-    def _on_device(self, ref: StudyRef, task_id: str, what: str, send: Callable[[str], None]) -> dict[str, Any]:
-        """Send a device task whose outcome goes onto the study under ``ref.key`` and poll for it (resent
-        after ``resend_after``); raises ``LatencyError`` with the outcome's error."""
-        from nas.errors import LatencyError
+    def _on_device(self, ref: StudyRef | None, kind: str, what: str, send: Callable[[str], None]
+                   ) -> dict[str, Any]:
+        """Send a device task (id ``KIND-STUDY-KEY``) whose outcome goes onto the study under ``ref.key`` and
+        poll for it (resent after ``resend_after``); raises ``LatencyError`` with the outcome's error."""
+        from nas.errors import LatencyError, SearchError
 
+        if ref is None:
+            raise SearchError(f"a distributed task for {what} needs a study to record its outcome on")
+        task_id = f"{kind}-{ref.study_name}-{ref.key}"
         sent: float | None = None
         while True:
             value = outcomes.read_study(self.storage_url, ref.study_name).get(ref.key)
