@@ -212,7 +212,8 @@ def test_the_best_networks_files_trained_on_other_machines_download_and_run(depl
     assert float(np.max(np.abs(logits - expected))) < 1e-4 + 1e-3 * float(np.max(np.abs(expected)))
 
     # The result names them, the listing describes them, and only the owner may read them.
-    assert search["result"]["artifacts"] == {"state": "best.pt", "onnx": "best.onnx"}
+    assert search["result"]["artifacts"] == {"state": "best.pt", "onnx": "best.onnx", "deployable": "best.onnx",
+                                             "provenance": "best.provenance.json"}  # cpu-ort-1t times best.onnx
     listing = httpx.get(f"{d.base_url}/searches/{search_id}/artifacts", headers=_auth(owner)).json()
     by_name = {a["name"]: a for a in listing["data"]}
     assert {"best.onnx", "best.pt"} <= set(by_name) and listing["count"] == len(listing["data"])
