@@ -52,6 +52,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             engine_for(url).dispose()
 
 
+@pytest.mark.timeout(WAIT + 300)
 def test_netadapt_through_celery_times_only_on_the_latency_worker_and_deploys_what_it_timed(
         deployment: Deployment) -> None:
     d = deployment
