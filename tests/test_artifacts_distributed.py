@@ -104,8 +104,19 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 
 def _deployment(root: Path, url: str) -> Iterator[Deployment]:
+    workers = {"driver": ["-Q", "search"], "latency": ["--device", QUICK_DEVICE], "train-a": ["-Q", "train"],
+               "train-b": ["-Q", "train"]}
+    try:
+        yield from start_deployment(root, url, REDIS_URL, workers, "art")
+    finally:
+        _redis().flushdb()
+
+
+def start_deployment(root: Path, url: str, redis_url: str, workers: dict[str, list[str]], tag: str
+                     ) -> Iterator[Deployment]:
+    """The API and one ``nas worker`` per role (its arguments), each in its own folder; stopped after."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NAS_")}
-    env.update({"NAS_DATABASE_URL": url, "NAS_REDIS_URL": REDIS_URL, "NAS_HOME": "home",  # relative: per machine
+    env.update({"NAS_DATABASE_URL": url, "NAS_REDIS_URL": redis_url, "NAS_HOME": "home",  # relative: per machine
                 "NAS_DEVICE_TTL": "60", "NAS_SEARCH_PARALLELISM": "2", "NAS_DEVICES_DIR": str(TEST_DEVICES),
                 "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
                 "OMP_NUM_THREADS": "1"})
@@ -116,14 +127,11 @@ def _deployment(root: Path, url: str) -> Iterator[Deployment]:
                       "--log-level", "warning")
         d.base_url = f"http://127.0.0.1:{port}"
         _wait(lambda: _answers(d.base_url) or _exited(api, d, "api"), 120, "the API to answer")
-        d.start("driver", "-m", "nas", "worker", "-Q", "search", "--name", "driver@art")
-        d.start("latency", "-m", "nas", "worker", "--device", QUICK_DEVICE, "--name", "latency@art")
-        for name in ("train-a", "train-b"):
-            d.start(name, "-m", "nas", "worker", "-Q", "train", "--name", f"{name}@art")
+        for role, args in workers.items():
+            d.start(role, "-m", "nas", "worker", *args, "--name", f"{role}@{tag}")
         yield d
     finally:
         d.stop_all()
-        _redis().flushdb()
         from nas.storage import engine_for
 
         engine_for(url).dispose()
@@ -205,7 +213,8 @@ def test_the_best_networks_files_trained_on_other_machines_download_and_run(depl
     assert float(np.max(np.abs(logits - expected))) < 1e-4 + 1e-3 * float(np.max(np.abs(expected)))
 
     # The result names them, the listing describes them, and only the owner may read them.
-    assert search["result"]["artifacts"] == {"state": "best.pt", "onnx": "best.onnx"}
+    assert search["result"]["artifacts"] == {"state": "best.pt", "onnx": "best.onnx", "deployable": "best.onnx",
+                                             "provenance": "best.provenance.json"}  # cpu-ort-1t times best.onnx
     listing = httpx.get(f"{d.base_url}/searches/{search_id}/artifacts", headers=_auth(owner)).json()
     by_name = {a["name"]: a for a in listing["data"]}
     assert {"best.onnx", "best.pt"} <= set(by_name) and listing["count"] == len(listing["data"])

@@ -11,6 +11,7 @@ RUN_SEARCH = "nas.search.run"
 TRAIN = "nas.train"
 MEASURE_LATENCY = "nas.latency"
 TRAIN_SUPERNET = "nas.supernet.train"
+TIME_TABLE = "nas.latency.table"
 
 
 def _search_task_id(search_id: str) -> str:
@@ -45,3 +46,10 @@ async def submit_supernet_async(supernet_id: str, broker: Any) -> None:
     """Queue a supernet's training on the ``train`` queue (from the API's event loop). A duplicate message is
     harmless: the trainer's lease lets one worker train it, and a finished supernet is left alone."""
     await push(broker, f"supernet-{supernet_id}", TRAIN_SUPERNET, [supernet_id], TRAIN_QUEUE)
+
+
+def send_table(payload: dict[str, Any], task_id: str) -> None:
+    """Queue lookup-table parts to time on their device's queue (``latency.<profile>``): only the device's
+    own workers time anything for it."""
+    celery_app.send_task(TIME_TABLE, args=[payload], queue=latency_queue(str(payload["device"])),
+                         task_id=task_id, ignore_result=True)

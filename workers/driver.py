@@ -91,7 +91,7 @@ def _drive(url: str, search_id: str, token: int, lease: Any) -> str:
         ctx = run_search(spec, study_name=record.study_name, storage_url=url,
                          run_dir=settings.home / "searches" / search_id, executor=executor, on_progress=on_progress)
         lease.check()
-        result = write_outputs(ctx)
+        result = write_outputs(ctx, search_id)
     except SearchCancelled:
         lease.check()
         ended = end_running(url, record.study_name, "cancelled")

@@ -10,7 +10,7 @@ from typing import Any
 
 from workers import outcomes
 from workers.app import celery_app
-from workers.dispatch import MEASURE_LATENCY, RUN_SEARCH, TRAIN, TRAIN_SUPERNET
+from workers.dispatch import MEASURE_LATENCY, RUN_SEARCH, TIME_TABLE, TRAIN, TRAIN_SUPERNET
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,30 @@ def latency(payload: dict[str, Any]) -> dict[str, Any] | str:
     if ref is None:
         return result if key == outcomes.LATENCY_KEY else {"error": result}
     outcomes.write(ref.storage_url, ref.trial_id, key, result)
+    return "stored"
+
+
+@celery_app.task(name=TIME_TABLE, acks_late=True, reject_on_worker_lost=True)
+def time_table(payload: dict[str, Any]) -> str:
+    """Time the lookup-table parts a search's strategy needs on this worker's device (served only on
+    ``latency.<profile>`` queues); the outcome, or the error, goes onto the study under the request's key."""
+    from nas.errors import NASError
+    from nas.search._tables import TableRequest, time_table_parts
+
+    req = TableRequest.model_validate(payload)
+    ref = req.study
+    if ref is None:
+        return "no study to record on"
+    if ref.key in outcomes.read_study(ref.storage_url, ref.study_name):
+        return "duplicate"
+    try:
+        value: dict[str, Any] = {"table": time_table_parts(req).model_dump(mode="json")}
+    except NASError as exc:
+        value = {"error": f"table parts: {exc}"}
+    except Exception as exc:  # recorded so the driver is not left waiting for an outcome that never comes
+        log.exception("table parts on %s failed", req.device)
+        value = {"error": f"table parts: {type(exc).__name__}: {exc}"}
+    outcomes.write_study(ref.storage_url, ref.study_name, ref.key, value)
     return "stored"
 
 

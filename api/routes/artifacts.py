@@ -1,5 +1,6 @@
-"""A search's artifacts: ``best.onnx`` and ``best.pt`` (written when the search succeeds with ``export_onnx``)
-and the checkpoints it kept (the best trial's, the Pareto front's).
+"""A search's artifacts: ``best.onnx``, ``best.pt``, the device's own file (e.g. ``best.tflite``) and
+``best.provenance.json`` naming it (written when the search succeeds with ``export_onnx``), and the
+checkpoints it kept (the best trial's, the Pareto front's).
 
 They are stored in the service database (``nas.service.artifacts``), so the API serves them whichever
 machine trained or exported them. Read through ``get_search(url, id, owner)`` first, like every search
@@ -20,6 +21,7 @@ from nas.errors import NotFoundError
 from nas.service import SearchStatus, get_search
 from nas.service.artifacts import (
     BEST_ONNX,
+    BEST_PROVENANCE,
     BEST_STATE,
     MAX_NAME,
     NAME_PATTERN,
@@ -29,7 +31,8 @@ from nas.service.artifacts import (
 )
 
 ArtifactName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=MAX_NAME,
-                                   description="e.g. best.onnx, best.pt, checkpoints/trial-00003.pt")]
+                                   description="e.g. best.onnx, best.pt, best.tflite, best.provenance.json, "
+                                               "checkpoints/trial-00003.pt")]
 
 router = APIRouter(prefix="/searches", tags=["artifacts"], responses=UNAUTHORIZED)
 
@@ -51,7 +54,7 @@ def read_artifact_content(search_id: str, name: ArtifactName, token: CurrentToke
     try:
         content = read_artifact(url, record.study_name, name)
     except NotFoundError:
-        hint = _why_missing(record.status) if name in (BEST_STATE, BEST_ONNX) else ""
+        hint = _why_missing(record.status) if name in (BEST_STATE, BEST_ONNX, BEST_PROVENANCE) else ""
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"search {search_id} has no artifact {name!r}{hint}") from None
     filename = name.rsplit("/", 1)[-1]
     return Response(content, media_type=media_type_of(name),

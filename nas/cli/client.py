@@ -7,6 +7,7 @@ line with a non-zero exit code.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -18,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nas.cli._output import console, err_console, print_json
-from nas.errors import ServiceError
+from nas.errors import NASError, ServiceError
 
 if TYPE_CHECKING:
     import httpx
@@ -171,15 +172,20 @@ def best(search_id: Annotated[str, typer.Argument(help="Search id.")],
                                                    "(the search must have succeeded with export_onnx).")] = None,
          state: Annotated[Path | None, typer.Option("--state", help="Download its PyTorch state file here "
                                                     "(nas.export.load_state reads it).")] = None,
+         deployable: Annotated[Path | None, typer.Option("--deployable", help=(
+             "Download the file the search's device timed here (e.g. best.tflite; OpenVINO's .bin goes beside "
+             "the .xml), with its provenance as PATH.provenance.json."))] = None,
          url: UrlOpt = None, token: TokenOpt = None) -> None:
-    """The best architecture so far (canonical JSON), to a file or stdout; with --onnx/--state, the
-    trained best network's files (the architecture is then printed only with -o)."""
+    """The best architecture so far (canonical JSON), to a file or stdout; with --onnx/--state/--deployable,
+    the trained best network's files (the architecture is then printed only with -o)."""
     client = Client(url, token)
     for name, path in (("best.onnx", onnx), ("best.pt", state)):
         if path is not None:
             _download(client, f"/searches/{search_id}/artifacts/{name}", path)
             err_console.print(f"{name} written to {path}")
-    if (onnx is not None or state is not None) and output is None:
+    if deployable is not None:
+        _download_deployable(client, search_id, deployable)
+    if (onnx is not None or state is not None or deployable is not None) and output is None:
         return
     response = client.request("GET", f"/searches/{search_id}/best")
     text = json.dumps(response.json(), indent=2) + "\n"
@@ -188,6 +194,25 @@ def best(search_id: Annotated[str, typer.Argument(help="Search id.")],
         return
     output.write_text(text)
     err_console.print(f"trial {response.headers.get('X-NAS-Trial', '?')}: architecture written to {output}")
+
+
+def _download_deployable(client: Client, search_id: str, to: Path) -> None:
+    """The device's file(s) named by the search's provenance: the first to ``to``, companions (OpenVINO's
+    weights) beside it under the same stem, the provenance to ``<to>.provenance.json``."""
+    from nas.service.artifacts import BEST_PROVENANCE
+
+    base = f"/searches/{search_id}/artifacts"
+    provenance = client.json("GET", f"{base}/{BEST_PROVENANCE}")
+    first, *companions = provenance["files"]
+    targets = {first: to, **{name: to.with_suffix(Path(name).suffix) for name in companions}}
+    for name, path in targets.items():
+        _download(client, f"{base}/{name}", path)
+        if hashlib.sha256(path.read_bytes()).hexdigest() != provenance["files"][name]["sha256"]:
+            raise NASError(f"{name}: the downloaded file's sha256 differs from its provenance's")
+    note = to.with_name(to.name + ".provenance.json")
+    note.write_text(json.dumps(provenance, indent=2) + "\n")
+    err_console.print(f"{first} ({provenance['format']}{', int8' if provenance['int8'] else ''}, "
+                      f"{provenance['device']['profile']}) written to {to}; provenance in {note}")
 
 
 def _download(client: Client, path: str, to: Path) -> None:

@@ -9,12 +9,15 @@ for ``search`` and one of ``--concurrency`` for the rest. It stops both when eit
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 from typing import Annotated
 
 import typer
+
+from nas.latency._guard import ENV as TIMING_ENV
 
 SEARCH = "search"
 
@@ -51,6 +54,8 @@ def worker(
             [["-Q", SEARCH, "-c", str(drivers or settings.search_drivers)],
              ["-Q", ",".join(rest), "-c", str(concurrency), *(["--device", device] if device else [])]],
             name, loglevel))
+    # the devices this process may time on: only those whose latency queue it serves (``nas.latency._guard``)
+    os.environ[TIMING_ENV] = ",".join(q.removeprefix("latency.") for q in chosen if q.startswith("latency."))
     if device:
         from workers import heartbeat
 

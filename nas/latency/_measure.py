@@ -21,6 +21,7 @@ from nas.errors import LatencyError
 from nas.latency import _cache
 from nas.latency._canary import canary_part, scaled, speed_factor
 from nas.latency._fingerprint import fingerprint_info
+from nas.latency._guard import check_may_time
 from nas.latency._parts import Part, network_part
 from nas.latency._profiles import DeviceProfile, load_profile
 from nas.latency._runtimes import _REGISTRY
@@ -101,7 +102,9 @@ class WorkerRun:
 
 def run_parts(profile: DeviceProfile, parts: Sequence[Part], *, timing: TimingSettings | None = None,
               cpus: list[int] | None = None, group: int = 1, progress: Progress | None = None) -> WorkerRun:
-    """Time ``parts`` in one fresh worker process, ``group`` at a time interleaved."""
+    """Time ``parts`` in one fresh worker process, ``group`` at a time interleaved. Every timing goes through
+    here, so this is where a process that must not time (``_guard``) is stopped."""
+    check_may_time(profile.name)
     job = {"profile": profile.model_dump(mode="json"), "cpus": cpus, "group": group,
            "timing": timing.model_dump(mode="json") if timing else None,
            "parts": [p.to_json() for p in parts],

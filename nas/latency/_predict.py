@@ -17,7 +17,7 @@ from nas.arch import Architecture
 from nas.errors import LatencyError
 from nas.latency import _cache
 from nas.latency._calibration import ANY_SPACE, Calibration
-from nas.latency._fingerprint import fingerprint
+from nas.latency._fingerprint import fingerprint as _fingerprint
 from nas.latency._parts import IDENTITY_KEY, network_keys
 from nas.latency._profiles import DeviceProfile, load_profile
 
@@ -91,11 +91,14 @@ class LatencyPredictor:
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
-    def from_database(cls, profile: str | DeviceProfile, *, database_url: str | None = None) -> LatencyPredictor:
+    def from_database(cls, profile: str | DeviceProfile, *, database_url: str | None = None,
+                      fingerprint: str | None = None) -> LatencyPredictor:
+        """The table of ``profile`` timed on this machine, or on the machine whose ``fingerprint`` is given
+        (a search driver reading what the device's latency worker timed)."""
         from nas.latency._measure import resolve_url
 
         prof = load_profile(profile)
-        url, fp = resolve_url(database_url), fingerprint(prof)
+        url, fp = resolve_url(database_url), fingerprint or _fingerprint(prof)
         entries = {k: s.median_ms for k, s in _cache.get_entries(url, prof.name, fp).items()}
         cals = [Calibration.from_dict(c) for c in _cache.get_calibrations(url, prof.name, fp)]
         return cls(prof.name, fp, entries, cals, _cache.get_params(url, prof.name, fp))

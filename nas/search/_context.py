@@ -14,6 +14,9 @@ from nas.spaces import SearchSpace
 if TYPE_CHECKING:
     import optuna
 
+    from nas.latency import LatencyPredictor
+    from nas.search._executor import Executor
+
 
 @dataclass
 class SearchContext:
@@ -26,6 +29,8 @@ class SearchContext:
     reward: RewardSpec
     storage_url: str
     run_dir: Path
+    executor: Executor | None = None
+    """Who evaluates on the device; set by ``build_context`` (None: in-process)."""
 
     @property
     def budget_ms(self) -> float:
@@ -58,6 +63,20 @@ class SearchContext:
         if arch.resolution == self.reference_resolution:
             return recipe
         return max(8, round(recipe * arch.resolution / self.reference_resolution))
+
+    def table_predictor(self, archs: list[Architecture]) -> LatencyPredictor:
+        """The device's lookup table, holding every part of ``archs``: missing parts are timed on the device
+        by the executor (a driver never times anything itself), and the table read is the one with the
+        device's fingerprint, which differs from this machine's when the device is elsewhere."""
+        from nas.latency import LatencyPredictor
+        from nas.search._executor import LocalExecutor
+        from nas.search._tables import table_request
+
+        executor = self.executor or LocalExecutor()
+        request = table_request(archs, self.spec.device, self.storage_url, self.study.study_name)
+        outcome = executor.time_table(request)
+        return LatencyPredictor.from_database(self.spec.device, database_url=self.storage_url,
+                                              fingerprint=outcome.fingerprint)
 
     def checkpoint_name(self, trial_number: int) -> str:
         """The artifact (in the study's database, ``nas.service.artifacts``) a trial's weights are saved as,

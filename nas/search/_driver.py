@@ -60,7 +60,8 @@ def build_context(spec: SearchSpec, strategy: Strategy, *, study_name: str, stor
     num_classes = dataset_classes(spec.proxy.dataset)
     reward_probe = RewardSpec(kind=spec.reward.kind, target_ms=1.0, alpha=spec.reward.alpha, beta=spec.reward.beta)
     ctx = SearchContext(spec=spec, study=None, space=space, num_classes=num_classes,  # type: ignore[arg-type]
-                        target_ms=0.0, reward=reward_probe, storage_url=storage_url, run_dir=run_dir)
+                        target_ms=0.0, reward=reward_probe, storage_url=storage_url, run_dir=run_dir,
+                        executor=executor)
     ctx.study = open_study(spec, study_name, storage_url, reward_probe.directions, strategy.create_sampler(ctx),
                            make_pruner(spec.proxy.pruner, spec.proxy.recipe.epochs, pareto=ctx.pareto))
     ctx.target_ms = resolve_target(ctx, executor or LocalExecutor())

@@ -15,6 +15,7 @@ from nas.search._evaluate import (
     judge_latency,
     train_candidate,
 )
+from nas.search._tables import TableOutcome, TableRequest, time_table_parts
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,10 @@ class Executor(ABC):
     def judge(self, request: LatencyRequest) -> LatencyOutcome:
         """One latency on the target device (the search's T for a reference network); in-process here."""
         return judge_latency(request)
+
+    def time_table(self, request: TableRequest) -> TableOutcome:
+        """Time the lookup-table parts a strategy needs (NetAdapt's sizing) on the device; in-process here."""
+        return time_table_parts(request)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release workers, connections."""

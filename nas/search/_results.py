@@ -75,11 +75,12 @@ def trial_summary(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     }
 
 
-def write_outputs(ctx: SearchContext) -> dict[str, Any]:
+def write_outputs(ctx: SearchContext, search_id: str | None = None) -> dict[str, Any]:
     """best.json (the architecture), result.json (facts and provenance), pareto.json, and, when the best
-    trial kept its trained weights, best.pt and best.onnx built from them. The last two are also stored
-    as artifacts of the study (``nas.service.artifacts``; ``result["artifacts"]`` names them), which is
-    where the API serves them from: ``files`` are paths on the machine that ran this."""
+    trial kept its trained weights, best.pt, best.onnx and the device's own file with its provenance
+    (``_deployable``) built from them. Those are also stored as artifacts of the study
+    (``nas.service.artifacts``; ``result["artifacts"]`` names them), which is where the API serves them
+    from: ``files`` are paths on the machine that ran this. ``search_id``: the service's, for the provenance."""
     best = best_trial(ctx)
     front = pareto_trials(ctx)
     out = ctx.run_dir
@@ -99,7 +100,7 @@ def write_outputs(ctx: SearchContext) -> dict[str, Any]:
     if best is not None:
         (out / "best.json").write_text(json.dumps(best.user_attrs["architecture"], indent=2) + "\n")
         result["files"]["architecture"] = str(out / "best.json")
-        files, artifacts = _export_best(ctx, best)
+        files, artifacts = _export_best(ctx, best, search_id)
         result["files"].update(files)
         result["artifacts"].update(artifacts)
     (out / "pareto.json").write_text(json.dumps([t.user_attrs["architecture"] for t in front], indent=2) + "\n")
@@ -108,14 +109,17 @@ def write_outputs(ctx: SearchContext) -> dict[str, Any]:
     return result
 
 
-def _export_best(ctx: SearchContext, best: optuna.trial.FrozenTrial) -> tuple[dict[str, str], dict[str, str]]:
-    """(local files, artifact names) of best.pt and best.onnx, built from the best trial's checkpoint
-    artifact, whichever worker trained it; nothing when the spec turns export off or the trial kept no weights."""
+def _export_best(ctx: SearchContext, best: optuna.trial.FrozenTrial, search_id: str | None = None
+                 ) -> tuple[dict[str, str], dict[str, str]]:
+    """(local files, artifact names) of best.pt, best.onnx, the device's own file(s) and their provenance
+    (``_deployable``), built from the best trial's checkpoint artifact, whichever worker trained it; nothing
+    when the spec turns export off or the trial kept no weights."""
     checkpoint = best.user_attrs.get("checkpoint")
     if not ctx.spec.export_onnx or not checkpoint:
         return {}, {}
     from nas.errors import NotFoundError
     from nas.export import check_onnx, export_onnx, export_state, load_state
+    from nas.search._deployable import export_deployable
     from nas.service.artifacts import BEST_ONNX, BEST_STATE, put_file, read_artifact
 
     study = ctx.study.study_name
@@ -127,9 +131,13 @@ def _export_best(ctx: SearchContext, best: optuna.trial.FrozenTrial) -> tuple[di
     arch, model, provenance = load_state(content, name=checkpoint)
     provenance.update({"device": ctx.spec.device, "latency": best.user_attrs.get("latency"),
                        "accuracy": best.user_attrs.get("accuracy"), "trial": best.number})
-    state_path = export_state(arch, ctx.run_dir / BEST_STATE, model=model, provenance=provenance)
-    onnx_path = export_onnx(arch, ctx.run_dir / BEST_ONNX, model=model)
-    check_onnx(arch, onnx_path, model)
-    put_file(ctx.storage_url, study, BEST_STATE, state_path)
-    put_file(ctx.storage_url, study, BEST_ONNX, onnx_path)
-    return {"state": str(state_path), "onnx": str(onnx_path)}, {"state": BEST_STATE, "onnx": BEST_ONNX}
+    written = {BEST_STATE: export_state(arch, ctx.run_dir / BEST_STATE, model=model, provenance=provenance),
+               BEST_ONNX: export_onnx(arch, ctx.run_dir / BEST_ONNX, model=model)}
+    check_onnx(arch, written[BEST_ONNX], model)
+    device_names, _ = export_deployable(ctx, best, arch, model, written, search_id)
+    for name, path in written.items():
+        put_file(ctx.storage_url, study, name, path)
+    files = {"state": str(written[BEST_STATE]), "onnx": str(written[BEST_ONNX]),
+             "deployable": str(written[device_names[0]]), "provenance": str(written[device_names[-1]])}
+    return files, {"state": BEST_STATE, "onnx": BEST_ONNX, "deployable": device_names[0],
+                   "provenance": device_names[-1]}

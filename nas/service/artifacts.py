@@ -1,4 +1,5 @@
-"""Every read and write of artifacts: the files a search produces (checkpoints, best.pt, best.onnx).
+"""Every read and write of artifacts: the files a search produces (checkpoints, best.pt, best.onnx, the
+device's own file such as best.tflite, and best.provenance.json).
 
 They are rows of the database that holds the search's Optuna study, scoped by the study's name, so any
 machine that can reach the study reads what any worker wrote: a train worker resuming from another one's
@@ -32,9 +33,12 @@ NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*
 _NAME = re.compile(NAME_PATTERN)
 MAX_NAME = 255
 
-MEDIA_TYPES = {".onnx": "application/onnx", ".pt": "application/octet-stream", ".json": "application/json"}
+MEDIA_TYPES = {".onnx": "application/onnx", ".pt": "application/octet-stream", ".json": "application/json",
+               ".xml": "application/xml"}
 
 BEST_STATE, BEST_ONNX = "best.pt", "best.onnx"
+BEST_PROVENANCE = "best.provenance.json"
+"""Names the device's own file(s) of the best network (``files``, the one to load first) and how they came to be."""
 CHECKPOINTS = "checkpoints/"
 
 
@@ -143,6 +147,6 @@ def _record(row: ArtifactRow | Row[Any]) -> ArtifactRecord:
                           created_at=created.replace(tzinfo=UTC) if created.tzinfo is None else created)
 
 
-__all__ = ["BEST_ONNX", "BEST_STATE", "MAX_NAME", "NAME_PATTERN", "ArtifactRecord", "check_name",
+__all__ = ["BEST_ONNX", "BEST_PROVENANCE", "BEST_STATE", "MAX_NAME", "NAME_PATTERN", "ArtifactRecord", "check_name",
            "checkpoint_name", "checkpoint_trial", "delete_artifacts", "list_artifacts", "put_artifact", "put_file",
            "read_artifact"]

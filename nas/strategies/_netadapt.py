@@ -281,17 +281,13 @@ class NetAdaptStrategy(Strategy[NetAdaptOptions]):
         return max(done, key=gain)
 
     def _iteration_proposals(self, ctx: SearchContext, state: dict[str, Any]) -> list[dict[str, Any]]:
-        from nas.latency import LatencyPredictor, ensure_entries
-
         current = parse_architecture(state["current"]["architecture"])
         step, decay = self.options.step, self.options.decay
         d_r = step * state["initial_ms"] * decay ** state["iteration"]
         target = max(state["current"]["estimated_ms"] - d_r, 0.0)
-        device = ctx.spec.device
 
         def table_sum(archs: list[Architecture]) -> list[float]:
-            ensure_entries(archs, device, database_url=ctx.storage_url)
-            predictor = LatencyPredictor.from_database(device, database_url=ctx.storage_url)
+            predictor = ctx.table_predictor(archs)  # missing parts timed on the device, not here
             return [predictor.table_sum(a) for a in archs]
 
         if "ratio" not in state:  # first iteration, current = seed: measured / table sum, fixed for the run
@@ -312,10 +308,9 @@ class NetAdaptStrategy(Strategy[NetAdaptOptions]):
     @staticmethod
     def _largest_layers(arch: Architecture, k: int, ctx: SearchContext) -> list[Layer]:
         """The k shrinkable layers with the most table latency (a stage weighs its blocks' sum)."""
-        from nas.latency import LatencyPredictor
         from nas.latency._parts import network_keys
 
-        predictor = LatencyPredictor.from_database(ctx.spec.device, database_url=ctx.storage_url)
+        predictor = ctx.table_predictor([arch])
         parts = dict(predictor.breakdown(arch))
         keys = network_keys(arch)
         block_ms = [parts.get(key, 0.0) for key in keys[1:1 + len(arch.blocks())]]

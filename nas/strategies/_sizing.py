@@ -5,7 +5,7 @@ Estimates are table sums scaled by ``ratio`` = judged latency of the current net
 so the table's relative costs size the cut and the device's own measurement anchors it. Latency is
 close to linear in one layer's width, so each layer needs about three table look-ups: the narrowest
 width, a linear interpolation, and a bounded walk narrower if the interpolation falls short. Entries the
-table lacks are timed on demand in one batch per round (``nas.latency.ensure_entries``).
+table lacks are timed on demand in one batch per round, on the device (``SearchContext.table_predictor``).
 """
 
 from __future__ import annotations
