@@ -10,6 +10,7 @@ from workers.publish import push
 RUN_SEARCH = "nas.search.run"
 TRAIN = "nas.train"
 MEASURE_LATENCY = "nas.latency"
+CONFIRM_LATENCY = "nas.latency.confirm"
 
 
 def _search_task_id(search_id: str) -> str:
@@ -37,4 +38,10 @@ def send_train(payload: dict[str, Any], task_id: str) -> None:
 def send_latency(payload: dict[str, Any], task_id: str) -> None:
     """Queue a trial's latency on its device's queue (``latency.<profile>``)."""
     celery_app.send_task(MEASURE_LATENCY, args=[payload], queue=latency_queue(str(payload["device"])),
+                         task_id=task_id, ignore_result=True)
+
+
+def send_confirm(payload: dict[str, Any], task_id: str) -> None:
+    """Queue a pass that times several networks again (the final check) on their device's queue."""
+    celery_app.send_task(CONFIRM_LATENCY, args=[payload], queue=latency_queue(str(payload["device"])),
                          task_id=task_id, ignore_result=True)

@@ -13,12 +13,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from nas.search import Executor, Job, JobResult, LatencyOutcome, LatencyRequest, TrainOutcome
+from nas.search._confirm import ConfirmOutcome, ConfirmRequest
+from nas.search._evaluate import StudyRef
 from nas.service.trial_tasks import missing_outcomes, task_ids, task_record
 from workers import outcomes
 from workers.app import latency_queue
-from workers.dispatch import send_latency, send_train
+from workers.dispatch import send_confirm, send_latency, send_train
 from workers.liveness import DeviceWatch
 
 log = logging.getLogger(__name__)
@@ -63,26 +66,37 @@ class CeleryExecutor(Executor):
     def judge(self, request: LatencyRequest) -> LatencyOutcome:
         """A network without a trial (T's reference): its latency task writes the outcome onto the study
         (``request.study``), polled here with the same resend rule as trials."""
+        value = self._on_study(request.study, request.model_dump(mode="json"), send_latency, "T")
+        return LatencyOutcome.model_validate(value["latency"])
+
+    def confirm(self, request: ConfirmRequest) -> ConfirmOutcome:
+        """The final check's (or a recalibration's) pass, on a ``latency.<device>`` worker like every timing."""
+        what = f"{len(request.architectures)} network(s) again"
+        value = self._on_study(request.study, request.model_dump(mode="json"), send_confirm, what)
+        return ConfirmOutcome.model_validate(value["confirm"])
+
+    def _on_study(self, ref: StudyRef | None, payload: dict[str, Any], send: Callable[[dict[str, Any], str], None],
+                  what: str) -> dict[str, Any]:
+        """Send a latency-queue task whose outcome goes onto the study under ``ref.key``, and poll for it."""
         from nas.errors import LatencyError, SearchError
 
-        ref = request.study
         if ref is None:
             raise SearchError("a distributed latency without a trial needs a study to record it on")
         task_id = f"latency-{ref.study_name}-{ref.key}"
-        payload = request.model_dump(mode="json")
         sent: float | None = None
         while True:
             value = outcomes.read_study(self.storage_url, ref.study_name).get(ref.key)
             if value is not None:
                 if "error" in value:
                     raise LatencyError(str(value["error"]))
-                return LatencyOutcome.model_validate(value["latency"])
+                return dict(value)
             if sent is None or time.monotonic() - sent > self.resend_after:
                 if sent is not None:
-                    log.warning("no latency outcome for T %.0f s after sending; sending again", self.resend_after)
-                send_latency(payload, task_id)
+                    log.warning("no latency outcome for %s %.0f s after sending; sending again", what,
+                                self.resend_after)
+                send(payload, task_id)
                 sent = time.monotonic()
-            self._poll(self._latency_phase("T"), 0)
+            self._poll(self._latency_phase(what), 0)
             time.sleep(self.poll_seconds)
 
     def run(self, jobs: list[Job]) -> Iterator[JobResult]:

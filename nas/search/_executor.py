@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from nas.search._confirm import ConfirmOutcome, ConfirmRequest, confirm_latency
 from nas.search._evaluate import (
     LatencyOutcome,
     LatencyRequest,
@@ -60,6 +61,10 @@ class Executor(ABC):
     def judge(self, request: LatencyRequest) -> LatencyOutcome:
         """One latency on the target device (the search's T for a reference network); in-process here."""
         return judge_latency(request)
+
+    def confirm(self, request: ConfirmRequest) -> ConfirmOutcome:
+        """Several networks (and T's reference) timed again in one pass on the target device; in-process here."""
+        return confirm_latency(request)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release workers, connections."""

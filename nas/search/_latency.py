@@ -13,27 +13,33 @@ log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=8)
-def _predictor(device: str) -> Any:
+def predictor(device: str) -> Any:
+    """The device's predictor, loaded once per process (until ``forget_predictions``)."""
     from nas.latency import LatencyPredictor
 
     return LatencyPredictor.from_database(device)
 
 
+def forget_predictions() -> None:
+    """After the table or the calibration changed in this process: the next prediction reloads them."""
+    predictor.cache_clear()
+
+
 def judge(arch: Architecture, device: str, mode: str) -> LatencyOutcome:
     """Latency at ``arch.resolution`` (the deployment resolution); measurements are cached in the database."""
     if mode == "predicted":
-        predictor = _predictor(device)
-        if predictor.missing(arch):
+        table = predictor(device)
+        if table.missing(arch):
             # Parts the table lacks (a dataset's own class count in the head, NetAdapt's shrinks) are
             # timed once, on this device, and stay in the table.
             from nas.latency import ensure_entries
 
             timed = ensure_entries([arch], device)
             log.info("timed %d table part(s) missing for network %s on %s", timed, arch.hash, device)
-            _predictor.cache_clear()
-            predictor = _predictor(device)
-        return LatencyOutcome(ms=predictor.predict(arch), source="predicted", device=device,
-                              fingerprint=getattr(predictor, "fingerprint", None))
+            forget_predictions()
+            table = predictor(device)
+        return LatencyOutcome(ms=table.predict(arch), source="predicted", device=device,
+                              fingerprint=getattr(table, "fingerprint", None))
     from nas.latency import measure
 
     m = measure(arch, device)
