@@ -110,7 +110,7 @@ def test_the_result_is_the_best_network_within_t_and_one_ranked_higher_but_over_
 
 def test_with_no_network_within_t_the_result_says_so_plainly(home: str, tmp_path: Path) -> None:
     spec = tiny_spec(name="none-within", device=DEVICE, budget={"trials": 2},
-                     latency={"mode": "measured", "resolution": RES, "target_ms": 0.001})
+                     latency={"mode": "measured", "resolution": RES, "target_ms": 0.001, "confirm": 3})
     ctx = run_search(spec, storage_url=home, run_dir=tmp_path / "run")
     result = write_outputs(ctx)
     assert result["best"]["within_target"] is False and FINAL_KEY not in ctx.study.user_attrs
