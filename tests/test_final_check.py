@@ -170,8 +170,8 @@ def test_a_predicted_search_measures_its_top_candidates_and_refits_the_calibrati
     ctx = run_search(spec, storage_url=home, run_dir=tmp_path / "run")
     state = ctx.study.user_attrs[CALIBRATION_KEY]
     assert state["at_trials"] == 4 and len(state["networks"]) == 2 and len(state["refits"]) == 2
-    for timing in state["networks"].values():  # each refit moved that network's prediction toward its measurement
-        assert abs(timing["repredicted_ms"] - timing["median_ms"]) < abs(timing["predicted_ms"] - timing["median_ms"])
+    # the refits moved the measured networks' predictions toward their measurements
+    assert _mean_error(state["networks"], "repredicted_ms") < _mean_error(state["networks"], "predicted_ms")
     cal = LatencyPredictor.from_database(DEVICE).calibration_for(SPACE, RES)
     assert cal.slope != 0.5 and len(cal.points) >= 2
     trials = sorted(ctx.study.get_trials(states=(TrialState.COMPLETE,)), key=lambda t: t.number)
@@ -179,3 +179,8 @@ def test_a_predicted_search_measures_its_top_candidates_and_refits_the_calibrati
     first, last = trials[0], trials[-1]  # predicted before any refit / after two
     assert abs(last.user_attrs["latency_ms"] / real[last.number] - 1) < abs(
         first.user_attrs["latency_ms"] / real[first.number] - 1)
+
+
+def _mean_error(networks: dict[str, dict[str, float]], prediction: str) -> float:
+    """Mean relative error of one prediction (before or after a refit) against the measured medians."""
+    return sum(abs(n[prediction] / n["median_ms"] - 1) for n in networks.values()) / len(networks)
