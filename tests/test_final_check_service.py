@@ -112,8 +112,8 @@ def test_a_predicted_search_in_the_service_refits_and_confirms_on_the_latency_wo
     assert any(k.startswith("outcome.confirm.calibration.") for k in passes)
     final = [k for k in passes if k.startswith("outcome.confirm.final.")]
     assert final and attrs[final[0]]["confirm"]["reference"]["median_ms"] > 0, "T's reference timed in the pass"
-    assert "nas.latency.confirm" in (home / "latency.log").read_text()
-    assert "nas.latency.confirm" not in (home / "search.log").read_text()
+    assert "Task nas.latency.confirm[" in (home / "latency.log").read_text()  # received and run there
+    assert "Task nas.latency.confirm[" not in (home / "search.log").read_text()
 
     status = json.loads(_nas(env, base, token, "status", search_id, "--json").stdout)
     best = status["result"]["best"]
