@@ -68,8 +68,9 @@ def test_submit_status_searches_trials_best(service: Service, token: str, tmp_pa
     assert page["count"] == 2 and [t["trial"] for t in page["data"]] == [1]
     out = tmp_path / "best.json"
     best = nas(service, "best", sid, "-o", str(out), token=token)
-    assert best.returncode == 0 and "trial 1" in best.stderr
-    assert json.loads(out.read_text())["name"] == "candidate-1"
+    # T = 10 ms: trial 1 has the higher reward but is over T; the result is trial 0, within T
+    assert best.returncode == 0 and "trial 0" in best.stderr and "OVER T" not in best.stderr
+    assert json.loads(out.read_text())["name"] == "candidate-0"
 
 
 def test_watch_until_final_and_cancel(service: Service, token: str) -> None:

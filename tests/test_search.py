@@ -183,9 +183,10 @@ def test_a_study_created_before_the_margin_existed_still_resumes() -> None:
 
     from nas.search._study import spec_digest
 
-    spec = tiny_spec()
+    spec = tiny_spec(latency={"confirm": 3})  # every field added later at its default
     before = spec.model_dump(mode="json", exclude={"budget"})
-    del before["latency"]["margin"]  # the spec as it was dumped before the field existed
+    for added in ("margin", "confirm", "recalibrate_every"):
+        del before["latency"][added]  # the spec as it was dumped before the fields existed
     assert spec_digest(spec) == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
     assert spec_digest(tiny_spec(latency={"mode": "measured", "resolution": 64, "target_ms": 0.5,
                                           "margin": 0.05})) != spec_digest(spec)

@@ -12,6 +12,7 @@ TRAIN = "nas.train"
 MEASURE_LATENCY = "nas.latency"
 TRAIN_SUPERNET = "nas.supernet.train"
 TIME_TABLE = "nas.latency.table"
+CONFIRM_LATENCY = "nas.latency.confirm"
 
 
 def _search_task_id(search_id: str) -> str:
@@ -52,4 +53,10 @@ def send_table(payload: dict[str, Any], task_id: str) -> None:
     """Queue lookup-table parts to time on their device's queue (``latency.<profile>``): only the device's
     own workers time anything for it."""
     celery_app.send_task(TIME_TABLE, args=[payload], queue=latency_queue(str(payload["device"])),
+                         task_id=task_id, ignore_result=True)
+
+
+def send_confirm(payload: dict[str, Any], task_id: str) -> None:
+    """Queue a pass that times several networks again (the final check) on their device's queue."""
+    celery_app.send_task(CONFIRM_LATENCY, args=[payload], queue=latency_queue(str(payload["device"])),
                          task_id=task_id, ignore_result=True)

@@ -16,12 +16,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from nas.search import Executor, Job, JobResult, LatencyOutcome, LatencyRequest, TrainOutcome
+from nas.search._confirm import ConfirmOutcome, ConfirmRequest
 from nas.search._evaluate import StudyRef
 from nas.search._tables import TableOutcome, TableRequest
 from nas.service.trial_tasks import missing_outcomes, task_ids, task_record
 from workers import outcomes
 from workers.app import latency_queue
-from workers.dispatch import send_latency, send_table, send_train
+from workers.dispatch import send_confirm, send_latency, send_table, send_train
 from workers.liveness import DeviceWatch
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,12 @@ class CeleryExecutor(Executor):
         value = self._on_device(request.study, "table", "lookup-table parts",
                                 lambda task_id: send_table(request.model_dump(mode="json"), task_id))
         return TableOutcome.model_validate(value["table"])
+
+    def confirm(self, request: ConfirmRequest) -> ConfirmOutcome:
+        """The final check's (or a recalibration's) pass, on a ``latency.<device>`` worker like every timing."""
+        value = self._on_device(request.study, "confirm", f"{len(request.architectures)} network(s) again",
+                                lambda task_id: send_confirm(request.model_dump(mode="json"), task_id))
+        return ConfirmOutcome.model_validate(value["confirm"])
 
     def _on_device(self, ref: StudyRef | None, kind: str, what: str, send: Callable[[str], None]
                    ) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from workers import outcomes
 from workers.app import celery_app
-from workers.dispatch import MEASURE_LATENCY, RUN_SEARCH, TIME_TABLE, TRAIN, TRAIN_SUPERNET
+from workers.dispatch import CONFIRM_LATENCY, MEASURE_LATENCY, RUN_SEARCH, TIME_TABLE, TRAIN, TRAIN_SUPERNET
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,30 @@ def time_table(payload: dict[str, Any]) -> str:
         log.exception("table parts on %s failed", req.device)
         value = {"error": f"table parts: {type(exc).__name__}: {exc}"}
     outcomes.write_study(ref.storage_url, ref.study_name, ref.key, value)
+    return "stored"
+
+
+@celery_app.task(name=CONFIRM_LATENCY, acks_late=True, reject_on_worker_lost=True)
+def confirm(payload: dict[str, Any]) -> str:
+    """Time several networks again in one pass with T's reference (a search's final check, or its
+    recalibration in ``mode: predicted``); the outcome goes onto the study. Served only on ``latency.<profile>``."""
+    from nas.errors import NASError
+    from nas.search._confirm import ConfirmRequest, confirm_latency
+
+    req = ConfirmRequest.model_validate(payload)
+    study = req.study
+    if study is None:
+        return "no study to record it on"
+    if study.key in outcomes.read_study(study.storage_url, study.study_name):
+        return "duplicate"
+    try:
+        value: dict[str, Any] = {"confirm": confirm_latency(req).model_dump(mode="json")}
+    except NASError as exc:
+        value = {"error": f"latency: {exc}"}
+    except Exception as exc:  # recorded so the driver is not left waiting for an outcome that never comes
+        log.exception("re-measuring %d network(s) failed", len(req.architectures))
+        value = {"error": f"latency: {type(exc).__name__}: {exc}"}
+    outcomes.write_study(study.storage_url, study.study_name, study.key, value)
     return "stored"
 
 

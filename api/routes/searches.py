@@ -101,12 +101,20 @@ def read_trials(search_id: str, token: CurrentToken, url: DatabaseUrl, offset: O
             responses={404: error("Unknown search, or no trial has completed yet.")})
 def read_best(search_id: str, token: CurrentToken, url: DatabaseUrl) -> JSONResponse:
     """The best architecture so far as its canonical JSON document (the file `nas run` writes as
-    best.json); the trial number is in the ``X-NAS-Trial`` header."""
+    best.json): the best-ranked network within T (by the final measurement once the search ends). Headers:
+    ``X-NAS-Trial`` (its trial), ``X-NAS-Within-Target`` (``false`` when no network so far is within T),
+    ``X-NAS-Latency-Ms`` and ``X-NAS-Target-Ms``."""
     best = best_architecture(url, get_search(url, search_id, token.id))
     if best is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"search {search_id} has no completed trial yet")
     summary, architecture = best
-    return JSONResponse(architecture, headers={"X-NAS-Trial": str(summary["trial"])})
+    final = summary.get("final_latency") or {}
+    headers = {"X-NAS-Trial": str(summary["trial"]),
+               "X-NAS-Within-Target": "true" if summary.get("within_target", True) else "false",
+               "X-NAS-Latency-Ms": f"{final.get('latency_ms', summary['latency_ms']):.4f}"}
+    if summary.get("target_ms") is not None:
+        headers["X-NAS-Target-Ms"] = f"{summary['target_ms']:.4f}"
+    return JSONResponse(architecture, headers=headers)
 
 
 @router.get("/{search_id}/pareto", response_model=ParetoPublic, responses=UNKNOWN_SEARCH)

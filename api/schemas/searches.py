@@ -22,6 +22,9 @@ class SearchProgress(BaseModel):
 class SearchBest(BaseModel):
     trial: int | None = Field(description="Number of the best trial so far.")
     value: float | None = Field(description="Its reward (accuracy for Pareto searches).")
+    within_target: bool | None = Field(default=None, description=(
+        "Whether the result is within T by the final measurement (once the search succeeded; false means no "
+        "network of the search is within T). While it runs, see `GET /searches/{id}/best`'s headers."))
 
 
 class SearchPublic(BaseModel):
@@ -51,10 +54,16 @@ class SearchPublic(BaseModel):
             id=r.id, name=r.name, study_name=r.study_name, status=r.status,
             progress=SearchProgress(finished=r.finished, budget_trials=r.budget_trials, running=r.running,
                                     elapsed_seconds=r.elapsed_seconds, fraction=fraction, message=r.message),
-            best=SearchBest(trial=r.best_trial, value=r.best_value), error=r.error,
+            best=SearchBest(trial=r.best_trial, value=r.best_value, within_target=_within(r.result)), error=r.error,
             cancel_requested=r.cancel_requested, attempts=r.attempts, worker=r.worker, created_at=r.created_at,
             updated_at=r.updated_at, started_at=r.started_at, finished_at=r.finished_at, spec=r.spec,
             result=r.result, warnings=warnings or [])
+
+
+def _within(result: dict[str, Any] | None) -> bool | None:
+    best = (result or {}).get("best") or {}
+    within = best.get("within_target")
+    return bool(within) if within is not None else None
 
 
 class SearchesPublic(BaseModel):

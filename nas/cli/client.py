@@ -135,7 +135,10 @@ def status(search_id: Annotated[str, typer.Argument(help="Search id.")],
     console.print(f"trials {p['finished']}/{total}, {p['running']} running, {p['elapsed_seconds']:.0f} s"
                   f"{'  ' + p['message'] if p['message'] else ''}")
     if best["trial"] is not None:
-        console.print(f"best so far: trial {best['trial']}, value {best['value']:.4f}")
+        verdict = {True: ", within T", False: ", OVER T: no network of this search is within T"}.get(
+            best.get("within_target"), "")
+        label = "best so far" if search["status"] == "running" else "best"
+        console.print(f"{label}: trial {best['trial']}, value {best['value']:.4f}{verdict}")
     if search["error"]:
         console.print(f"error: {search['error']}", markup=False)
 
@@ -188,6 +191,11 @@ def best(search_id: Annotated[str, typer.Argument(help="Search id.")],
     if (onnx is not None or state is not None or deployable is not None) and output is None:
         return
     response = client.request("GET", f"/searches/{search_id}/best")
+    if response.headers.get("X-NAS-Within-Target") == "false":
+        err_console.print(f"warning: trial {response.headers.get('X-NAS-Trial', '?')} is OVER T "
+                          f"({response.headers.get('X-NAS-Latency-Ms', '?')} ms > T = "
+                          f"{response.headers.get('X-NAS-Target-Ms', '?')} ms): no network of this search is within T",
+                          markup=False)
     text = json.dumps(response.json(), indent=2) + "\n"
     if output is None:
         sys.stdout.write(text)

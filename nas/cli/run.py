@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nas.cli._output import err_console
+from nas.search._describe import describe_best
 
 
 def run(spec_file: Annotated[Path, typer.Argument(help="Search spec (YAML); see search_spaces/specs/.")],
@@ -52,8 +53,6 @@ def run(spec_file: Annotated[Path, typer.Argument(help="Search spec (YAML); see 
     if best is None:
         err_console.print("no trial completed; nothing to report")
         raise typer.Exit(1)
-    err_console.print(
-        f"best: trial {best['trial']}  accuracy {best['accuracy']:.4f}  latency {best['latency_ms']:.3f} ms "
-        f"({best['latency_source']}, T = {ctx.target_ms:.3f} ms)  reward {best['reward'] or float('nan'):.4f}\n"
-        f"files: {', '.join(result['files'].values())}")
+    err_console.print(describe_best(result, ctx.target_ms), markup=False)
+    err_console.print(f"files: {', '.join(result['files'].values())}", markup=False)
     sys.stdout.write(Path(result["files"]["architecture"]).read_text())

@@ -22,6 +22,7 @@ from nas.latency._measure import Measurement, check_runnable, measure, measure_m
 from nas.latency._parts import Part, network_keys, network_parts
 from nas.latency._predict import LatencyPredictor
 from nas.latency._profiles import BUILT_IN, DeviceProfile, list_profiles, load_profile
+from nas.latency._refit import Refit, refit_calibration
 from nas.latency._runtimes import (
     OrtRuntime,
     Runtime,
@@ -43,6 +44,7 @@ __all__ = [
     "Measurement",
     "OrtRuntime",
     "Part",
+    "Refit",
     "Runtime",
     "TableReport",
     "TimingSettings",
@@ -65,6 +67,7 @@ __all__ = [
     "measure_many",
     "network_keys",
     "network_parts",
+    "refit_calibration",
     "register_runtime",
     "runtime_names",
     "runtime_unavailable_reason",

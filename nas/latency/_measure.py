@@ -151,9 +151,9 @@ def _resolve(arch: Architecture | str) -> Architecture:
 def measure_many(archs: Sequence[Architecture | str], profile: str | DeviceProfile,
                  resolution: int | None = None, *, database_url: str | None = None, use_cache: bool = True,
                  timing: TimingSettings | None = None, progress: Progress | None = None,
-                 onnx_paths: Sequence[str | None] | None = None) -> list[Measurement]:
+                 onnx_paths: Sequence[str | None] | None = None, group: int = NETWORK_GROUP) -> list[Measurement]:
     """Measure several networks (each at ``resolution`` or its own deployment resolution), timing all
-    cache misses in one fresh process; results are stored in the database."""
+    cache misses in one fresh process, ``group`` at a time interleaved; results are stored in the database."""
     prof = load_profile(profile)
     url = resolve_url(database_url)
     info = fingerprint_info(prof)
@@ -178,7 +178,7 @@ def measure_many(archs: Sequence[Architecture | str], profile: str | DeviceProfi
             if onnx_paths and onnx_paths[i]:
                 part.spec["onnx_path"] = onnx_paths[i]
             parts.append(part)
-        run = run_parts(prof, parts, timing=timing, group=NETWORK_GROUP, progress=progress)
+        run = run_parts(prof, parts, timing=timing, group=group, progress=progress)
         normalised = run.normalised(url, prof, fp)
         for j, ((key, indices), (result, factor)) in enumerate(zip(todo.items(), normalised, strict=True)):
             arch, res = resolved[indices[0]], key[1]

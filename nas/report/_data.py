@@ -48,6 +48,8 @@ class Report:
     best_architecture: Architecture | None
     references: list[ReferencePoint] = field(default_factory=list)
     reference_notes: list[str] = field(default_factory=list)
+    verdict: str = ""
+    """The result in words: within or over T, by which measurement (``nas.search._describe``)."""
 
     @property
     def complete(self) -> list[TrialPoint]:
@@ -87,7 +89,21 @@ def load_report(identifier: str, database_url: str) -> Report:
                   pareto=stored.pareto,
                   trials=[TrialPoint.of(t) for t in trials], front=[t.number for t in pareto_trials(view)],
                   best=TrialPoint.of(best) if best else None, best_architecture=best_arch, references=refs,
-                  reference_notes=notes)
+                  reference_notes=notes, verdict=_verdict(view, best, stored.target_ms))
+
+
+def _verdict(view: Any, best: optuna.trial.FrozenTrial | None, target_ms: float) -> str:
+    """The result in the words ``nas run`` prints: within or over T, and by which measurement."""
+    import math
+
+    from nas.search._describe import describe_best
+    from nas.search._results import over_target_best, trial_summary
+
+    if best is None or not math.isfinite(target_ms):
+        return ""
+    over = over_target_best(view)
+    result = {"best": trial_summary(best, view), "over_target_best": trial_summary(over, view) if over else None}
+    return describe_best(result, target_ms)
 
 
 def _first_attr(trials: list[optuna.trial.FrozenTrial], key: str) -> Any:

@@ -75,7 +75,7 @@ def _best(report: Report) -> str:
     if best is None or arch is None:
         return "<p>No trial completed: there is no best architecture yet.</p>"
     how = ("the most accurate trial within T (the fastest if none is within T)" if report.pareto
-           else "the highest reward")
+           else "the highest reward within T (the highest reward if none is within T)")
     facts = _table(["trial", "accuracy", "latency ms", "latency source", "reward", "params", "MACs", "hash"],
                    [[best.number, best.accuracy, best.latency_ms, best.latency_source, best.reward, best.params,
                      best.macs, arch.hash]], numeric={0, 1, 2, 4, 5, 6})
@@ -83,8 +83,9 @@ def _best(report: Report) -> str:
              r.stride, r.repeats] for r in block_rows(arch)]
     blocks = _table(["stage", "block", "kernel", "expansion (mid)", "SE", "activation", "groups", "channels",
                      "stride", "repeats"], rows, numeric={2, 6, 7, 8, 9})
-    return (f"<p>Chosen as {how}.</p>{facts}<p>Architecture string:</p><p><code>{escape(best.arch_string or '')}"
-            f"</code></p><h3>Blocks</h3>{blocks}")
+    verdict = "".join(f"<p>{escape(line.strip())}</p>" for line in report.verdict.splitlines())
+    return (f"<p>Chosen as {how}.</p>{verdict}{facts}<p>Architecture string:</p>"
+            f"<p><code>{escape(best.arch_string or '')}</code></p><h3>Blocks</h3>{blocks}")
 
 
 def _front(report: Report) -> str:

@@ -18,6 +18,7 @@ from nas.rewards import RewardSpec
 from nas.search._context import SearchContext
 from nas.search._evaluate import LatencyRequest, TrainRequest, TrialRef, dataset_classes
 from nas.search._executor import Executor, Job, JobResult, LocalExecutor
+from nas.search._final import confirm_best, recalibrate
 from nas.search._records import record_duplicate, record_proposal, record_result
 from nas.search._spec import SearchSpec
 from nas.search._study import (
@@ -157,6 +158,8 @@ def run_search(spec: SearchSpec, *, study_name: str | None = None, storage_url: 
                 ctx.study.set_user_attr("elapsed_seconds", elapsed())
                 _prune_checkpoints(ctx, strategy)
                 progress(f"trial {result.job.trial_number} finished")
+            recalibrate(ctx, executor, progress)
+        confirm_best(ctx, executor, progress)
     except KeyboardInterrupt:
         stale = recover_interrupted(ctx.study)
         strategy.resume(ctx, stale)
@@ -210,6 +213,14 @@ def _best(ctx: SearchContext) -> tuple[int, float] | None:
     return best.number, float(best.user_attrs.get("reward", best.user_attrs.get("accuracy", 0.0)))
 
 
+def _contenders(ctx: SearchContext) -> set[int]:
+    """Trials the final check may still choose (``_final.confirm_best``): the best-ranked ones within T."""
+    from nas.search._final import MAX_ROUNDS, complete, preference, within_target
+
+    ranked = [t for t in preference(ctx, complete(ctx.study)) if within_target(ctx, t)]
+    return {t.number for t in ranked[:max(ctx.spec.latency.confirm, 1) * MAX_ROUNDS]}
+
+
 def _prune_checkpoints(ctx: SearchContext, strategy: Strategy) -> None:
     """Keep weights only where someone will ask for them: the best, the Pareto front, the strategy's own."""
     from optuna.trial import TrialState
@@ -218,7 +229,7 @@ def _prune_checkpoints(ctx: SearchContext, strategy: Strategy) -> None:
     from nas.service.artifacts import CHECKPOINTS, checkpoint_trial, delete_artifacts, list_artifacts
 
     running = {t.number for t in ctx.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    keep = {t.number for t in pareto_trials(ctx)} | strategy.pinned_trials(ctx) | running
+    keep = {t.number for t in pareto_trials(ctx)} | strategy.pinned_trials(ctx) | running | _contenders(ctx)
     best = _best(ctx)
     if best is not None:
         keep.add(best[0])

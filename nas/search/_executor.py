@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from nas.search._confirm import ConfirmOutcome, ConfirmRequest, confirm_latency
 from nas.search._evaluate import (
     LatencyOutcome,
     LatencyRequest,
@@ -65,6 +66,10 @@ class Executor(ABC):
     def time_table(self, request: TableRequest) -> TableOutcome:
         """Time the lookup-table parts a strategy needs (NetAdapt's sizing) on the device; in-process here."""
         return time_table_parts(request)
+
+    def confirm(self, request: ConfirmRequest) -> ConfirmOutcome:
+        """Several networks (and T's reference) timed again in one pass on the target device; in-process here."""
+        return confirm_latency(request)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release workers, connections."""

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from nas.rewards import pareto_front
 from nas.search._context import SearchContext
+from nas.search._final import complete, preference, verdicts, within_target
+from nas.search._study import trial_key
 
 if TYPE_CHECKING:
     import optuna
@@ -39,40 +41,50 @@ class StudyView:
         return cast("SearchContext", self)
 
 
-def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    from optuna.trial import TrialState
-
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if "accuracy" in t.user_attrs and "latency_ms" in t.user_attrs]
-
-
 def pareto_trials(ctx: SearchContext) -> list[optuna.trial.FrozenTrial]:
     """Non-dominated (max accuracy, min measured/predicted latency) trials, by latency ascending."""
-    return pareto_front(_complete(ctx.study), key=lambda t: (t.user_attrs["accuracy"], t.user_attrs["latency_ms"]))
+    return pareto_front(complete(ctx.study), key=lambda t: (t.user_attrs["accuracy"], t.user_attrs["latency_ms"]))
 
 
 def best_trial(ctx: SearchContext) -> optuna.trial.FrozenTrial | None:
-    """Highest reward; for Pareto searches the most accurate trial within the target (else the fastest)."""
-    done = _complete(ctx.study)
-    if not done:
+    """The search's result: the best-ranked trial within T (``_final``: by the final measurement where
+    there is one). With none within T: the best-ranked one (the fastest, for a Pareto search), which
+    ``trial_summary`` and the outputs then mark as over T."""
+    ranked = preference(ctx, complete(ctx.study))
+    if not ranked:
         return None
-    if not ctx.pareto:
-        return max(done, key=lambda t: (t.user_attrs.get("reward", float("-inf")), -t.number))
-    feasible = [t for t in done if t.user_attrs["latency_ms"] <= ctx.budget_ms]
-    if feasible:
-        return max(feasible, key=lambda t: (t.user_attrs["accuracy"], -t.user_attrs["latency_ms"]))
-    return min(done, key=lambda t: t.user_attrs["latency_ms"])
+    checked = verdicts(ctx.study)
+    within = next((t for t in ranked if within_target(ctx, t, checked)), None)
+    if within is not None:
+        return within
+    if ctx.pareto:
+        return min(ranked, key=lambda t: t.user_attrs["latency_ms"])
+    return ranked[0]
 
 
-def trial_summary(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+def over_target_best(ctx: SearchContext) -> optuna.trial.FrozenTrial | None:
+    """The best-ranked trial when it is over T and so is not the result (shown beside it, as such)."""
+    ranked = preference(ctx, complete(ctx.study))
+    if not ranked or within_target(ctx, ranked[0]):
+        return None
+    best = best_trial(ctx)
+    return ranked[0] if best is None or best.number != ranked[0].number else None
+
+
+def trial_summary(t: optuna.trial.FrozenTrial, ctx: SearchContext | None = None) -> dict[str, Any]:
+    """A trial's facts; with ``ctx``, also whether it is within T and its final measurement, if any."""
     a = t.user_attrs
-    return {
+    out = {
         "trial": t.number, "state": t.state.name, "arch_hash": a.get("arch_hash"), "accuracy": a.get("accuracy"),
         "latency_ms": a.get("latency_ms"), "latency_source": a.get("latency_source"),
         "latency_p10_ms": a.get("latency_p10_ms"), "latency_p90_ms": a.get("latency_p90_ms"),
         "reward": a.get("reward"), "params": a.get("params"), "macs": a.get("macs"),
         "epochs_run": a.get("epochs_run"), "strategy": a.get("strategy"), "arch_string": a.get("arch_string"),
     }
+    if ctx is not None and "latency_ms" in a:
+        out["within_target"] = within_target(ctx, t)
+        out["final_latency"] = verdicts(ctx.study).get(trial_key(t) or "")
+    return out
 
 
 def write_outputs(ctx: SearchContext, search_id: str | None = None) -> dict[str, Any]:
@@ -81,7 +93,7 @@ def write_outputs(ctx: SearchContext, search_id: str | None = None) -> dict[str,
     (``_deployable``) built from them. Those are also stored as artifacts of the study
     (``nas.service.artifacts``; ``result["artifacts"]`` names them), which is where the API serves them
     from: ``files`` are paths on the machine that ran this. ``search_id``: the service's, for the provenance."""
-    best = best_trial(ctx)
+    best, over = best_trial(ctx), over_target_best(ctx)
     front = pareto_trials(ctx)
     out = ctx.run_dir
     result: dict[str, Any] = {
@@ -92,7 +104,8 @@ def write_outputs(ctx: SearchContext, search_id: str | None = None) -> dict[str,
         "reward": ctx.reward.model_dump(mode="json"), "strategy": ctx.spec.strategy.name,
         "proxy": {"dataset": ctx.spec.proxy.dataset.name, "recipe": ctx.spec.proxy.recipe.model_dump(mode="json")},
         "target_reference": ctx.study.user_attrs.get("target_reference"),
-        "best": trial_summary(best) if best else None,
+        "best": trial_summary(best, ctx) if best else None,
+        "over_target_best": trial_summary(over, ctx) if over else None,
         "pareto": [trial_summary(t) for t in front],
         "files": {},
         "artifacts": {},

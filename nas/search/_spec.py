@@ -56,6 +56,14 @@ class LatencySpec(_Strict):
     margin: float = Field(default=0.0, ge=0.0, le=0.5, description=(
         "Search within T x (1 - margin): a prediction's error (+-2-3%) or a measurement's spread must not "
         "let the winner land just over T. Results still report T."))
+    confirm: int = Field(default=3, ge=0, le=8, description=(
+        "At the end, measure the best N networks within T again, in one interleaved pass with T's reference "
+        "(host drift cancels in the ratio): the result is the best one that this measurement puts within T. "
+        "0 turns the check off (the result is then judged by the search's own latencies)."))
+    recalibrate_every: int = Field(default=10, ge=0, le=10_000, description=(
+        "mode predicted: every N finished trials, measure the top candidates not yet measured on the device "
+        "and refit the device's calibration with them (the search's own networks are the best calibration "
+        "data). 0 turns it off."))
 
     @field_validator("target_ms")
     @classmethod

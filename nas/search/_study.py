@@ -38,9 +38,11 @@ def rdb_storage(url: str) -> optuna.storages.RDBStorage:
     return storage
 
 
-# Spec fields added after studies already existed, with the default that keeps the old behaviour: left
-# out of the digest at that default, so a study created before the field can still be resumed.
-_ADDED_LATER: dict[tuple[str, str], object] = {("latency", "margin"): 0.0}
+# Spec fields added after studies already existed: left out of the digest at their default, so a study
+# created before the field can still be resumed (``confirm`` and ``recalibrate_every`` change how the
+# result is checked, not the trials already recorded).
+_ADDED_LATER: dict[tuple[str, str], object] = {("latency", "margin"): 0.0, ("latency", "confirm"): 3,
+                                               ("latency", "recalibrate_every"): 10}
 
 
 def spec_digest(spec: SearchSpec) -> str:

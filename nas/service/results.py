@@ -84,13 +84,14 @@ def trials_page(url: str, record: SearchRecord, offset: int = 0, limit: int = 50
 
 def best_architecture(url: str, record: SearchRecord) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """(trial summary, architecture JSON) of the best completed trial so far, or None."""
-    from nas.search import best_trial
+    from nas.search import best_trial, trial_summary
 
     view = _view(url, record)
     best = best_trial(view) if view is not None else None
-    if best is None:
+    if best is None or view is None:
         return None
-    return summary(best), json_safe(best.user_attrs["architecture"])
+    facts = {**summary(best), **trial_summary(best, view), "target_ms": view.target_ms}
+    return json_safe(facts), json_safe(best.user_attrs["architecture"])
 
 
 def pareto_front(url: str, record: SearchRecord) -> list[dict[str, Any]]:
