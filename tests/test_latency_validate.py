@@ -77,3 +77,21 @@ def test_accuracy_ranks_and_shares() -> None:
     assert report["within_5"] == 0.5 and report["within_10"] == 0.75 and report["kendall_tau"] == 1.0
     assert [w["arch_hash"] for w in report["worst"]][:2] == ["d", "c"]
     assert report["mape"] == pytest.approx(100 * (0 + 0.1 / 2.1 + 0.1 + 0.2) / 4)
+
+
+def test_validate_builds_a_per_operator_predictor_and_scores_networks_it_was_not_fitted_on(
+        env: dict[str, str], tmp_path: Path) -> None:
+    devices = Path(env["NAS_DEVICES_DIR"])
+    (devices / "quick.yaml").write_text(QUICK_PROFILE_YAML + "cpus: [0]\npredictor: ops\npredictor_networks: 8\n")
+    data = validate(env, tmp_path)
+    assert data["predictor"] == "ops" and data["calibration"]["model"] == "ops"
+    assert data["build"]["calibrated_now"] == 8 and data["build"]["parts_timed"] == 0
+    fitted = {a.hash for a in calibration_networks(load_space(str(tmp_path / "tiny.yaml")), 96, 8)}
+    hashes = {r["arch_hash"] for r in data["networks"]}
+    assert len(hashes) == 5 and not fitted & hashes
+    errs = errors(data, "project_ms")
+    assert data["references"]["project"]["within_10"] == sum(abs(e) <= 0.10 for e in errs) / 5
+
+    # Measured once, the five join the device's fit: a second run must score five others.
+    again = validate(env, tmp_path)
+    assert again["build"]["calibrated_now"] == 0 and not hashes & {r["arch_hash"] for r in again["networks"]}

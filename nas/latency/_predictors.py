@@ -23,6 +23,7 @@ from nas.errors import LatencyError
 
 if TYPE_CHECKING:
     from nas.latency._profiles import DeviceProfile
+    from nas.spaces import SearchSpace
 
 Progress = Callable[[str, int, int], None]
 
@@ -51,7 +52,7 @@ class Approach(ABC):
 
     @classmethod
     @abstractmethod
-    def build(cls, profile: DeviceProfile, space: str, resolution: int, *, networks: int | None,
+    def build(cls, profile: DeviceProfile, space: str | SearchSpace, resolution: int, *, networks: int | None,
               database_url: str | None, progress: Progress | None) -> dict[str, Any]: ...
 
 
@@ -88,8 +89,9 @@ def ensure_predictor(archs: Sequence[Architecture], profile: str | DeviceProfile
     return _REGISTRY[prof.predictor].ensure(archs, prof, resolution, database_url)
 
 
-def build_predictor(profile: str | DeviceProfile, space: str, resolution: int, *, networks: int | None = None,
-                    database_url: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
+def build_predictor(profile: str | DeviceProfile, space: str | SearchSpace, resolution: int, *,
+                    networks: int | None = None, database_url: str | None = None,
+                    progress: Progress | None = None) -> dict[str, Any]:
     from nas.latency._profiles import load_profile
 
     prof = load_profile(profile)
@@ -115,7 +117,7 @@ class LookupTable(Approach):
         return ensure_entries(list(archs), profile, resolution, database_url=database_url)
 
     @classmethod
-    def build(cls, profile: DeviceProfile, space: str, resolution: int, *, networks: int | None,
+    def build(cls, profile: DeviceProfile, space: str | SearchSpace, resolution: int, *, networks: int | None,
               database_url: str | None, progress: Progress | None) -> dict[str, Any]:
         from nas.latency._lut import CALIBRATION_NETWORKS, build_table
 
@@ -150,7 +152,7 @@ class OperatorCosts(Approach):
         return len(todo)
 
     @classmethod
-    def build(cls, profile: DeviceProfile, space: str, resolution: int, *, networks: int | None,
+    def build(cls, profile: DeviceProfile, space: str | SearchSpace, resolution: int, *, networks: int | None,
               database_url: str | None, progress: Progress | None) -> dict[str, Any]:
         from nas.latency._pred_ops import build
 

@@ -111,17 +111,15 @@ def _has_fit(predictor: Any, space: SearchSpace, resolution: int) -> bool:
 
 
 def _fitted_hashes(predictor: Any, profile: DeviceProfile, space: str, resolution: int, url: str) -> set[str]:
-    """Networks the predictor was fitted on: a table's calibration networks, and every network measured on
-    the device (a per-operator fit uses them all), so the validation's networks are new to it."""
+    """Networks the predictor was fitted on, so the validation's networks are new to it: a table's
+    calibration networks; for a per-operator fit, every network measured on the device (it uses them all)."""
+    if isinstance(predictor, LatencyPredictor):
+        return {str(p[0]) for c in predictor.calibrations if c.resolution == resolution
+                and c.scope in (space, ANY_SPACE) for p in c.points}
     from nas.latency import _cache
     from nas.latency._fingerprint import fingerprint
 
-    hashes = {json.loads(row["architecture"]).get("hash") or _hash(row["architecture"])
-              for row in _cache.get_measurements(url, profile.name, fingerprint(profile))}
-    if isinstance(predictor, LatencyPredictor):
-        hashes |= {str(p[0]) for c in predictor.calibrations if c.resolution == resolution
-                   and c.scope in (space, ANY_SPACE) for p in c.points}
-    return hashes
+    return {_hash(row["architecture"]) for row in _cache.get_measurements(url, profile.name, fingerprint(profile))}
 
 
 def _hash(architecture: str) -> str:
@@ -160,7 +158,7 @@ def validate(profile: str | DeviceProfile, space: str | SearchSpace, resolution:
             calibrate(prof, sp, res, networks=calibration_networks, database_url=url, progress=progress)
             calibrated_now = calibration_networks
         else:
-            calibrated_now = int(build_predictor(prof, sp.name, res, database_url=url, progress=progress)["networks"])
+            calibrated_now = int(build_predictor(prof, sp, res, database_url=url, progress=progress)["networks"])
         predictor = load_predictor(prof, database_url=url)
     archs = fresh_networks(sp, res, n, seed, _fitted_hashes(predictor, prof, sp.name, res, url))
     parts_timed += ensure_predictor(archs, prof, res, database_url=url)
