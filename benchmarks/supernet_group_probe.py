@@ -6,7 +6,7 @@ with one dimension changed (group counts, the width), on 200 validation images.
 Written for 2026-11-29c: it showed that the separate-paths supernet fails on subnets whose paths were
 not trained together (the largest with one early block at 2 groups, or at width 0.5), not only on
 subnets that mix group counts, and (last rows) that random subnets score as low in the supernet's own
-forward with batch statistics: they are not learned, whatever the evaluation (docs/supernet.md).
+forward with batch statistics: they are not learned, whatever the evaluation (docs/supernet-measurements.md).
 """
 
 from __future__ import annotations

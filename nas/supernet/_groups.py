@@ -8,7 +8,7 @@ them. Here the expanded channel ``s`` of group ``i`` is always
 supernet channel ``i * (capacity // g) + s``: its group, its expansion weights and its depthwise, BN and
 SE weights stay the same whatever ``mid`` is; the supernet runs depthwise, BN and SE in that
 (pre-shuffle) order, which gives the same outputs as the builder's shuffle-then-depthwise. (This alone
-did not make random subnets of a grouped space trainable: docs/supernet.md.)
+did not make random subnets of a grouped space trainable: docs/supernet-measurements.md.)
 """
 
 from __future__ import annotations

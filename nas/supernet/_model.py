@@ -53,7 +53,7 @@ class SuperBlock(nn.Module):
     Kernel, expansion, width, SE and activation share weights within a path; group counts do not, unless
     ``shared`` (one path serves every count through block-diagonal weights). The dense path is the one
     sorted by importance (``_sort``). Each expanded channel keeps its place whatever the expansion and
-    width (``_groups``). Measured (docs/supernet.md): neither variant yet trains random subnets of a space
+    width (``_groups``). Measured (docs/supernet-measurements.md): neither variant yet trains random subnets of a space
     with group choices (11-26% one-shot; the largest and smallest are fine), unlike a space without them."""
 
     def __init__(self, *, cin: int, out: int, mid: int, kernels: list[int], stride: int, se: bool,
