@@ -75,52 +75,45 @@ def latency(payload: dict[str, Any]) -> dict[str, Any] | str:
     return "stored"
 
 
+def _record_on_study(study: Any, kind: str, what: str, work: Callable[[], Any]) -> str:
+    """Run a device task whose outcome goes onto the study under ``study.key`` as ``{kind: ...}``, or its
+    error as ``{"error": ...}``; a second delivery of a recorded task does nothing."""
+    from nas.errors import NASError
+
+    if study is None:
+        return "no study to record on"
+    if study.key in outcomes.read_study(study.storage_url, study.study_name):
+        return "duplicate"
+    try:
+        value: dict[str, Any] = {kind: work().model_dump(mode="json")}
+    except NASError as exc:
+        value = {"error": f"{what}: {exc}"}
+    except Exception as exc:  # recorded so the driver is not left waiting for an outcome that never comes
+        log.exception("%s failed", what)
+        value = {"error": f"{what}: {type(exc).__name__}: {exc}"}
+    outcomes.write_study(study.storage_url, study.study_name, study.key, value)
+    return "stored"
+
+
 @celery_app.task(name=TIME_TABLE, acks_late=True, reject_on_worker_lost=True)
 def time_table(payload: dict[str, Any]) -> str:
     """Time the lookup-table parts a search's strategy needs on this worker's device (served only on
     ``latency.<profile>`` queues); the outcome, or the error, goes onto the study under the request's key."""
-    from nas.errors import NASError
     from nas.search._tables import TableRequest, time_table_parts
 
     req = TableRequest.model_validate(payload)
-    ref = req.study
-    if ref is None:
-        return "no study to record on"
-    if ref.key in outcomes.read_study(ref.storage_url, ref.study_name):
-        return "duplicate"
-    try:
-        value: dict[str, Any] = {"table": time_table_parts(req).model_dump(mode="json")}
-    except NASError as exc:
-        value = {"error": f"table parts: {exc}"}
-    except Exception as exc:  # recorded so the driver is not left waiting for an outcome that never comes
-        log.exception("table parts on %s failed", req.device)
-        value = {"error": f"table parts: {type(exc).__name__}: {exc}"}
-    outcomes.write_study(ref.storage_url, ref.study_name, ref.key, value)
-    return "stored"
+    return _record_on_study(req.study, "table", f"table parts on {req.device}", lambda: time_table_parts(req))
 
 
 @celery_app.task(name=CONFIRM_LATENCY, acks_late=True, reject_on_worker_lost=True)
 def confirm(payload: dict[str, Any]) -> str:
     """Time several networks again in one pass with T's reference (a search's final check, or its
     recalibration in ``mode: predicted``); the outcome goes onto the study. Served only on ``latency.<profile>``."""
-    from nas.errors import NASError
     from nas.search._confirm import ConfirmRequest, confirm_latency
 
     req = ConfirmRequest.model_validate(payload)
-    study = req.study
-    if study is None:
-        return "no study to record it on"
-    if study.key in outcomes.read_study(study.storage_url, study.study_name):
-        return "duplicate"
-    try:
-        value: dict[str, Any] = {"confirm": confirm_latency(req).model_dump(mode="json")}
-    except NASError as exc:
-        value = {"error": f"latency: {exc}"}
-    except Exception as exc:  # recorded so the driver is not left waiting for an outcome that never comes
-        log.exception("re-measuring %d network(s) failed", len(req.architectures))
-        value = {"error": f"latency: {type(exc).__name__}: {exc}"}
-    outcomes.write_study(study.storage_url, study.study_name, study.key, value)
-    return "stored"
+    return _record_on_study(req.study, "confirm", f"latency of {len(req.architectures)} network(s) again",
+                            lambda: confirm_latency(req))
 
 
 SEARCH_RETRIES = 3

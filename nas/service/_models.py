@@ -38,7 +38,21 @@ class ServiceBase(DeclarativeBase):
     pass
 
 
-class SearchRow(ServiceBase):
+class LeasedJob:
+    """Columns of a job a worker runs under a lease (searches, supernets): who holds it, how often it was
+    claimed (the fencing token), whether a cancel was asked for, and when it moved."""
+
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SearchRow(LeasedJob, ServiceBase):
     __tablename__ = "nas_searches"
     __table_args__ = (Index("ix_nas_searches_owner_created", "owner_id", "created_at"),)
 
@@ -56,14 +70,6 @@ class SearchRow(ServiceBase):
     best_trial: Mapped[int | None] = mapped_column(Integer, nullable=True)
     message: Mapped[str] = mapped_column(Text, default="")
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     @classmethod
     def find(cls, s: Session, search_id: str, *, lock: bool = False) -> SearchRow | None:
@@ -126,7 +132,7 @@ class ArtifactRow(ServiceBase):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class SupernetRow(ServiceBase):
+class SupernetRow(LeasedJob, ServiceBase):
     """A supernet trained by the service (``POST /supernets``); read and written only by ``nas.service.supernets``."""
 
     __tablename__ = "nas_supernets"
@@ -142,14 +148,6 @@ class SupernetRow(ServiceBase):
     progress: Mapped[dict[str, Any]] = mapped_column(JSON)
     message: Mapped[str] = mapped_column(Text, default="")
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     @classmethod
     def find(cls, s: Session, key: str, *, lock: bool = False) -> SupernetRow | None:
