@@ -77,7 +77,7 @@ def test_a_prediction_builds_the_fit_on_the_device_then_predicts_from_it(
     monkeypatch.setenv("NAS_DEVICES_DIR", str(devices))
     monkeypatch.setenv("NAS_DATABASE_URL", f"sqlite:///{db}")
     get_settings.cache_clear()
-    _latency._predictor.cache_clear()
+    _latency.predictor.cache_clear()
     try:
         sp = load_space("mobilenetv3-small")
         first, second = (sp.sample(seed=s).with_(resolution=96) for s in (7, 8))
@@ -97,7 +97,7 @@ def test_a_prediction_builds_the_fit_on_the_device_then_predicts_from_it(
             assert predictor.predict(arch, 96) == pytest.approx(measured, rel=0.5)
     finally:
         get_settings.cache_clear()
-        _latency._predictor.cache_clear()
+        _latency.predictor.cache_clear()
 
 
 def test_networks_are_converted_on_every_cpu_before_they_are_timed(tmp_path: Path,
