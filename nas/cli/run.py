@@ -54,5 +54,6 @@ def run(spec_file: Annotated[Path, typer.Argument(help="Search spec (YAML); see 
         err_console.print("no trial completed; nothing to report")
         raise typer.Exit(1)
     err_console.print(describe_best(result, ctx.target_ms), markup=False)
-    err_console.print(f"files: {', '.join(result['files'].values())}", markup=False)
+    files = dict.fromkeys(result["files"].values())  # once each: on cpu-ort-1t the deployable file is best.onnx
+    err_console.print(f"files: {', '.join(files)}", markup=False)
     sys.stdout.write(Path(result["files"]["architecture"]).read_text())
