@@ -19,9 +19,11 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -104,6 +106,14 @@ def plain_medians(profile: DeviceProfile, paths: Sequence[Path], runs: int = PLA
     return medians
 
 
+def _hold(artifact: Path, directory: Path) -> Path:
+    """A copy of a cached artifact that the cache's pruning cannot remove: the cache keeps its 32 most
+    recently used files, and ``--n 50`` converts 50 before the plain loop reads the first one."""
+    for path in (artifact.with_suffix(".bin"), artifact) if artifact.suffix == ".xml" else (artifact,):
+        shutil.copy2(path, directory / path.name)
+    return directory / artifact.name
+
+
 def _has_fit(predictor: Any, space: SearchSpace, resolution: int) -> bool:
     if isinstance(predictor, LatencyPredictor):
         return any(c.scope == space.name and c.resolution == resolution for c in predictor.calibrations)
@@ -173,9 +183,12 @@ def validate(profile: str | DeviceProfile, space: str | SearchSpace, resolution:
     plain: list[float] | None = None
     busy: list[float | None] = [None] * len(archs)
     if fmt is not None:
-        paths = [network_artifact(network_part(a, res).spec, fmt[0], int8=fmt[1], batch=prof.batch,
-                                  calibration=calibration_spec(prof.options)) for a in archs]
-        timed = plain_medians(prof, paths, progress=lambda d: report("fresh networks, plain loop", d, len(paths)))
+        with tempfile.TemporaryDirectory(prefix="nas-validate-") as held:
+            paths = [_hold(network_artifact(network_part(a, res).spec, fmt[0], int8=fmt[1], batch=prof.batch,
+                                            calibration=calibration_spec(prof.options)), Path(held))
+                     for a in archs]
+            timed = plain_medians(prof, paths,
+                                  progress=lambda d: report("fresh networks, plain loop", d, len(paths)))
         plain, busy = [t[0] for t in timed], [t[1] for t in timed]
     hashes = [a.hash for a in archs]
     fitted = _fit_summary(predictor, sp, res)
