@@ -1,8 +1,9 @@
 """A subnet as a static network of ``nas.builder`` with the supernet's weights copied in.
 
-The copy follows the same slicing as the supernet's forward (prefixes, block-diagonal grouped 1x1 convs,
-transformed kernel centres), so the static network computes exactly what the subnet computes: it can be
-exported, timed, fine-tuned or trained further like any other network of this project.
+The copy follows the same slicing as the supernet's forward (the channel identity lists of ``_groups``,
+block-diagonal grouped 1x1 convs, transformed kernel centres), so the static network computes exactly
+what the subnet computes: it can be exported, timed, fine-tuned or trained further like any other
+network of this project.
 """
 
 from __future__ import annotations
@@ -56,29 +57,29 @@ def _se(dst: SqueezeExcite, src: ElasticSE, index: torch.Tensor | None = None) -
 
 
 def _block(dst: MBConv, src: SuperBlock, block: Block, cin: int) -> None:
-    """Copy ``block``'s weights; a grouped block's depthwise, BN and SE channels in the builder's
-    (shuffled) order, which ``SuperBlock.channels`` gives."""
+    """Copy ``block``'s weights; the depthwise, BN and SE channels in the builder's (shuffled) order, the
+    channels between blocks in the stream order, both given by ``SuperBlock.channels``."""
     convs = [m for m in dst.body if isinstance(m, ConvBNAct)]
     ses = [m for m in dst.body if isinstance(m, SqueezeExcite)]
     p = src.path(block.groups)
-    ids, order = src.channels(block, cin, torch.device("cpu")) or (None, None)
+    ch = src.channels(block, cin, torch.device("cpu"))
     if len(convs) == 3:
         assert p.expand is not None and p.expand_bn is not None
-        _conv_bn(convs.pop(0), p.expand, p.expand_bn, block.groups, rows=ids)
+        _conv_bn(convs.pop(0), p.expand, p.expand_bn, block.groups, rows=ch.expanded, cols=ch.stream_in)
     dw, project = convs
     dw_conv = dw[0]
     assert isinstance(dw_conv, nn.Conv2d)
-    dw_conv.weight.copy_(p.dw.kernel_for(dw_conv.out_channels, block.kernel, order))
-    _bn(dw[1], p.dw_bn, order)
+    dw_conv.weight.copy_(p.dw.kernel_for(dw_conv.out_channels, block.kernel, ch.shuffled))
+    _bn(dw[1], p.dw_bn, ch.shuffled)
     if ses:
         assert p.se is not None
-        _se(ses[0], p.se, order)
-    _conv_bn(project, p.project, p.project_bn, block.groups, cols=order)
+        _se(ses[0], p.se, ch.shuffled)
+    _conv_bn(project, p.project, p.project_bn, block.groups, rows=ch.stream_out, cols=ch.shuffled)
 
 
-def _linear(dst: nn.Module, src: ElasticLinear) -> None:
+def _linear(dst: nn.Module, src: ElasticLinear, cols: torch.Tensor | None = None) -> None:
     assert isinstance(dst, nn.Linear)
-    dst.weight.copy_(src.weight[:dst.out_features, :dst.in_features])
+    dst.weight.copy_(src.weight_for(dst.in_features, dst.out_features, cols))
     dst.bias.copy_(src.bias[:dst.out_features])
 
 
@@ -87,7 +88,8 @@ def extract(supernet: Supernet, arch: Architecture) -> Network:
     supernet.check(arch)
     net = build_model(arch)
     with torch.no_grad():
-        _conv_bn(net.stem[0], supernet.stem, supernet.stem_bn)
+        cpu = torch.device("cpu")
+        _conv_bn(net.stem[0], supernet.stem, supernet.stem_bn, rows=supernet.stream(arch.stem.channels, cpu))
         blocks = iter(net.blocks)
         cin = arch.stem.channels
         for stage, supers in zip(arch.stages, supernet.positions(), strict=True):
@@ -98,9 +100,11 @@ def extract(supernet: Supernet, arch: Architecture) -> Network:
                 cin = block.out
         if arch.head.channels:
             assert supernet.head_conv is not None and supernet.head_bn is not None
-            _conv_bn(net.head_conv, supernet.head_conv, supernet.head_bn)
+            _conv_bn(net.head_conv, supernet.head_conv, supernet.head_bn, cols=supernet.stream(cin, cpu))
+        cols = None if arch.head.channels else supernet.stream(cin, cpu)  # pooled stream: its order
         linears = [m for m in net.classifier if isinstance(m, nn.Linear)]
         if supernet.hidden is not None and len(linears) == 2:
-            _linear(linears.pop(0), supernet.hidden)
-        _linear(linears[0], supernet.classifier)
+            _linear(linears.pop(0), supernet.hidden, cols)
+            cols = None
+        _linear(linears[0], supernet.classifier, cols)
     return net

@@ -1,26 +1,78 @@
-"""Which supernet channels a grouped block's expanded channels are, so each keeps its weights in every subnet.
+"""Which supernet channel each channel of a subnet is, so that grouped 1x1 convs keep their meaning.
 
-A grouped expansion with ``g`` groups and ``mid`` channels is followed by a channel shuffle whose
-permutation depends on ``mid``. Indexed by position (a prefix of ``mid``), the depthwise channel at a
-position would read a different expanded channel for every expansion ratio and width, and an expanded
-channel would change group: the weights shared across subnets then mean something different in each of
-them. Here the expanded channel ``s`` of group ``i`` is always
-supernet channel ``i * (capacity // g) + s``: its group, its expansion weights and its depthwise, BN and
-SE weights stay the same whatever ``mid`` is; the supernet runs depthwise, BN and SE in that
-(pre-shuffle) order, which gives the same outputs as the builder's shuffle-then-depthwise. (This alone
-did not make random subnets of a grouped space trainable: docs/supernet-measurements.md.)
+A static network (``nas.builder``) splits a grouped 1x1 conv's channels into contiguous groups by
+position, and shuffles the expanded channels by an order that depends on their number. Taken by
+position from the supernet (the first ``k`` channels), a channel would change group, and so read other
+inputs with other weights, whenever a width or expansion changes: every subnet whose widths differ from
+the ones a group count was trained at then computes something else with the same weights (random
+subnets of a space with group choices scored 11-26% one-shot on digits, docs/supernet-measurements.md).
+
+So a subnet's channels are named by an *identity list* (static position -> supernet channel):
+
+* **Stream channels** (the tensors between blocks, width ``k``): the first ``k`` supernet channels, in
+  an order where every contiguous ``1/g`` of them is one residue class mod ``g`` (digit-reversed, for
+  group counts that divide each other: 1, 2, 4, 8). Group ``i`` of a grouped conv then reads or writes
+  the channels ``c = r_i (mod g)``: at every width a prefix of the same set.
+* **Expanded channels** of a grouped block: sub-position ``q`` of expansion group ``j`` is supernet
+  channel ``j * capacity/g + s``, with ``s`` chosen so that after the builder's channel shuffle the
+  projection's group ``i`` reads the expanded channels ``s = i (mod g)`` of every expansion group: again a
+  prefix of the same set at every expansion (exact when ``mid/g`` is a multiple of ``g``; otherwise the
+  shuffle's groups are ragged and ``s = q``).
+
+The supernet runs every layer in this static order, so extraction copies weights with the same lists.
 """
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
+
 import torch
 
 
+def _radices(group_counts: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The chain 1 | g1 | g2 | ... as successive ratios, or None when the counts do not divide each other."""
+    chain = sorted({g for g in group_counts if g > 1})
+    radices, previous = [], 1
+    for g in chain:
+        if g % previous:
+            return None
+        radices.append(g // previous)
+        previous = g
+    return tuple(radices)
+
+
+@lru_cache(maxsize=256)
+def _stream_order(k: int, group_counts: tuple[int, ...]) -> tuple[int, ...] | None:
+    radices = _radices(group_counts)
+    if not radices or k % math.prod(radices):
+        return None  # no group choices (or none a layout serves): the first k channels in order
+
+    def key(c: int) -> tuple[int, ...]:
+        digits = []
+        for r in radices:
+            digits.append(c % r)
+            c //= r
+        return (*digits, c)
+
+    return tuple(sorted(range(k), key=key))
+
+
+def stream_channels(k: int, group_counts: tuple[int, ...], device: torch.device) -> torch.Tensor | None:
+    """Supernet channel of each of a ``k``-channel stream tensor's positions; None for the plain prefix."""
+    order = _stream_order(k, group_counts)
+    return None if order is None else torch.tensor(order, device=device)
+
+
 def expanded_channels(mid: int, groups: int, capacity: int, device: torch.device) -> torch.Tensor:
-    """Supernet channel of each of the block's ``mid`` expanded channels, in the expansion's output order."""
+    """Supernet channel of each of a grouped block's ``mid`` expanded channels, in the expansion's output order."""
     per, block = mid // groups, capacity // groups
+    if per % groups:
+        sub = torch.arange(per, device=device)
+    else:  # sub-position i * per/g + t goes to the projection's group i: it is channel s = t * g + i
+        sub = torch.arange(per, device=device).reshape(per // groups, groups).t().reshape(-1)
     base = torch.arange(groups, device=device).unsqueeze(1) * block
-    return (base + torch.arange(per, device=device).unsqueeze(0)).reshape(-1)
+    return (base + sub.unsqueeze(0)).reshape(-1)
 
 
 def after_shuffle(channels: torch.Tensor, groups: int) -> torch.Tensor:

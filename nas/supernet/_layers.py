@@ -145,8 +145,13 @@ class ElasticSE(nn.Module):
 
 
 class ElasticLinear(nn.Linear):
-    def forward_sub(self, x: torch.Tensor, out: int) -> torch.Tensor:
-        return F.linear(x, self.weight[:out, :int(x.shape[1])], self.bias[:out] if self.bias is not None else None)
+    def weight_for(self, cin: int, out: int, cols: torch.Tensor | None = None) -> torch.Tensor:
+        """The first ``out`` rows over the first ``cin`` inputs (or inputs ``cols``)."""
+        return self.weight[:out, :cin] if cols is None else self.weight[:out, cols]
+
+    def forward_sub(self, x: torch.Tensor, out: int, cols: torch.Tensor | None = None) -> torch.Tensor:
+        return F.linear(x, self.weight_for(int(x.shape[1]), out, cols),
+                        self.bias[:out] if self.bias is not None else None)
 
 
 def shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:

@@ -8,7 +8,7 @@ keeps its stride, and its largest kernel, width and SE, and its layers serve eve
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import nn
@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from nas.arch import Architecture, Block, BlockType
 from nas.builder import init_weights
 from nas.errors import ArchitectureError, SpaceError
-from nas.supernet._groups import after_shuffle, expanded_channels
+from nas.supernet._groups import after_shuffle, expanded_channels, stream_channels
 from nas.supernet._layers import (
     ElasticBN,
     ElasticConv,
@@ -31,6 +31,15 @@ from nas.supernet._sampling import largest_architecture
 
 if TYPE_CHECKING:
     from nas.spaces import SearchSpace
+
+
+class BlockChannels(NamedTuple):
+    """Identity lists (static position -> supernet channel; None: the first channels in order)."""
+
+    stream_in: torch.Tensor | None
+    expanded: torch.Tensor | None  # in the expansion's output order
+    shuffled: torch.Tensor | None  # the same after the channel shuffle: what the projection reads
+    stream_out: torch.Tensor | None
 
 
 class GroupPath(nn.Module):
@@ -52,14 +61,13 @@ class SuperBlock(nn.Module):
 
     Kernel, expansion, width, SE and activation share weights within a path; group counts do not, unless
     ``shared`` (one path serves every count through block-diagonal weights). The dense path is the one
-    sorted by importance (``_sort``). Each expanded channel keeps its place whatever the expansion and
-    width (``_groups``). Measured (docs/supernet-measurements.md): neither variant yet trains random subnets of a space
-    with group choices (11-26% one-shot; the largest and smallest are fine), unlike a space without them."""
+    sorted by importance (``_sort``). Every channel, expanded or between blocks, keeps its group and its
+    weights whatever the expansion and widths (``_groups``; ``layout`` is the space's group counts)."""
 
     def __init__(self, *, cin: int, out: int, mid: int, kernels: list[int], stride: int, se: bool,
-                 groups: list[int], shared: bool = False) -> None:
+                 groups: list[int], layout: tuple[int, ...] = (1,), shared: bool = False) -> None:
         super().__init__()
-        self.stride, self.groups = stride, sorted(groups)
+        self.stride, self.groups, self.layout = stride, sorted(groups), layout
         names = ["shared"] if shared else [str(g) for g in self.groups]
         self.paths = nn.ModuleDict({name: GroupPath(cin=cin, out=out, mid=mid, kernels=kernels, stride=stride, se=se)
                                     for name in names})
@@ -82,33 +90,34 @@ class SuperBlock(nn.Module):
     def mid_channels(self) -> int:
         return self.all_paths()[0][1].dw.in_channels
 
-    def channels(self, block: Block, cin: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(expanded channels in expansion order, the same after the shuffle) of a grouped block; None for a
-        dense one, whose channels are prefixes."""
-        if block.groups == 1:
-            return None
-        mid = self.path(block.groups).dw.in_channels
+    def channels(self, block: Block, cin: int, device: torch.device) -> BlockChannels:
+        """The supernet channels of ``block``'s tensors in the static network's order (``_groups``)."""
+        stream_in = stream_channels(cin, self.layout, device)
+        stream_out = stream_channels(block.out, self.layout, device)
         if block.mid == cin:  # no expansion, no shuffle: the depthwise runs on the block's input channels
-            same = torch.arange(cin, device=device)
-            return same, same
-        ids = expanded_channels(block.mid, block.groups, mid, device)
-        return ids, after_shuffle(ids, block.groups)
+            return BlockChannels(stream_in, stream_in, stream_in, stream_out)
+        if block.groups == 1:  # dense: the expanded channels are a prefix (sorted by importance)
+            return BlockChannels(stream_in, None, None, stream_out)
+        ids = expanded_channels(block.mid, block.groups, self.path(block.groups).dw.in_channels, device)
+        return BlockChannels(stream_in, ids, after_shuffle(ids, block.groups), stream_out)
 
     def forward_sub(self, x: torch.Tensor, block: Block) -> torch.Tensor:
         cin, act, g = int(x.shape[1]), act_module(block.activation), block.groups
         p = self.path(g)
-        ids, order = self.channels(block, cin, x.device) or (None, None)
+        ch = self.channels(block, cin, x.device)
         h = x
         if block.mid != cin:
             assert p.expand is not None and p.expand_bn is not None
-            h = act(p.expand_bn(p.expand.forward_sub(x, block.mid, g, rows=ids), ids))
-        h = act(p.dw_bn(p.dw.forward_sub(h, block.kernel, ids), ids))
+            h = act(p.expand_bn(p.expand.forward_sub(x, block.mid, g, rows=ch.expanded, cols=ch.stream_in),
+                                ch.expanded))
+        h = act(p.dw_bn(p.dw.forward_sub(h, block.kernel, ch.expanded), ch.expanded))
         if block.se:
             assert p.se is not None
-            h = p.se(h, ids)
+            h = p.se(h, ch.expanded)
         if g > 1 and block.mid != cin:
             h = shuffle(h, g)
-        h = p.project_bn(p.project.forward_sub(h, block.out, g, cols=order))
+        h = p.project_bn(p.project.forward_sub(h, block.out, g, rows=ch.stream_out, cols=ch.shuffled),
+                         ch.stream_out)
         return x + h if block.stride == 1 and cin == block.out else h
 
 
@@ -125,6 +134,7 @@ class Supernet(nn.Module):
                                  "the supernet supports mbconv stages only (MobileNetV2/V3 spaces)")
         self.space, self.num_classes = space, num_classes
         big = self.largest = largest_architecture(space, num_classes)
+        self.layout = tuple(sorted({g for stage in d.stages for g in stage.groups}))
         st = big.stem
         self.stem = ElasticConv(3, st.channels, st.kernel, st.stride)
         self.stem_bn = ElasticBN(st.channels)
@@ -138,7 +148,7 @@ class Supernet(nn.Module):
                 blocks.append(SuperBlock(cin=cin, out=block.out, mid=block.mid if can_expand else cin,
                                          kernels=list(stage_space.kernel), stride=block.stride,
                                          se=True in stage_space.se, groups=list(stage_space.groups),
-                                         shared=shared_groups))
+                                         layout=self.layout, shared=shared_groups))
                 cin = block.out
             stages.append(nn.ModuleList(blocks))
         self.stages = nn.ModuleList(stages)
@@ -179,9 +189,14 @@ class Supernet(nn.Module):
             raise ArchitectureError("head", "wider than the supernet's head", where)
 
     # -- forward -------------------------------------------------------------------------
+    def stream(self, k: int, device: torch.device) -> torch.Tensor | None:
+        """Supernet channel of each position of a ``k``-channel tensor between blocks (``_groups``)."""
+        return stream_channels(k, self.layout, device)
+
     def features(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
         st = arch.stem
-        x = act_module(st.activation)(self.stem_bn(self.stem.forward_sub(x, st.channels)))
+        ids = self.stream(st.channels, x.device)
+        x = act_module(st.activation)(self.stem_bn(self.stem.forward_sub(x, st.channels, rows=ids), ids))
         if self.stem_pool is not None:
             x = self.stem_pool(x)
         for stage, blocks in zip(arch.stages, self.positions(), strict=True):
@@ -190,7 +205,8 @@ class Supernet(nn.Module):
         hd = arch.head
         if hd.channels:
             assert self.head_conv is not None and self.head_bn is not None
-            x = act_module(hd.activation)(self.head_bn(self.head_conv.forward_sub(x, hd.channels)))
+            x = act_module(hd.activation)(self.head_bn(
+                self.head_conv.forward_sub(x, hd.channels, cols=self.stream(int(x.shape[1]), x.device))))
         return x
 
     def forward(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
@@ -198,12 +214,14 @@ class Supernet(nn.Module):
         self.check(arch)
         x = F.adaptive_avg_pool2d(self.features(x, arch), 1).flatten(1)
         hd = arch.head
+        cols = None if hd.channels else self.stream(int(x.shape[1]), x.device)  # no head conv: stream order
         if hd.hidden:
             assert self.hidden is not None
-            x = act_module(hd.activation)(self.hidden.forward_sub(x, hd.hidden))
+            x = act_module(hd.activation)(self.hidden.forward_sub(x, hd.hidden, cols))
+            cols = None
         if self.dropout:
             x = F.dropout(x, self.dropout, self.training)
-        return self.classifier.forward_sub(x, self.num_classes)
+        return self.classifier.forward_sub(x, self.num_classes, cols)
 
     def no_decay_parameters(self) -> list[nn.Parameter]:
         """BN affine, biases and the kernel transforms: trained without weight decay."""
