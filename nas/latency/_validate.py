@@ -6,7 +6,9 @@ entries (and, from an empty database, its calibration) are built first and the t
 the report. The two references:
 
 - ``plain``: a plain timing loop of the deployed file (``_plain``: median of 200 runs after warm-up, the
-  profile's threads, pinned to its CPUs, one network at a time), what a user's benchmark script reports;
+  profile's threads, pinned to its CPUs), what a user's benchmark script reports; the files are timed in 5
+  shuffled rounds of 40 runs, so host drift touches them alike (one loop per file did not repeat:
+  docs/latency.md);
 - ``project``: the project's own measurement (``measure_many``: quiet-run median in a fresh pinned process,
   scaled by the speed canary), what a search stores. Its unscaled value is in each row as ``project_raw_ms``.
 
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str, int, int], None]
 PLAIN_RUNS = 200
+PLAIN_ROUNDS = 5
 WORST = 5
 SAMPLES_PER_NETWORK = 20  # bound on draws when the space is small or overlaps the calibration networks
 
@@ -81,15 +84,17 @@ def accuracy(predicted: Sequence[float], measured: Sequence[float], hashes: Sequ
 
 
 def plain_medians(profile: DeviceProfile, paths: Sequence[Path], runs: int = PLAIN_RUNS,
-                  progress: Callable[[int], None] | None = None) -> list[tuple[float, float]]:
+                  progress: Callable[[int], None] | None = None, rounds: int = PLAIN_ROUNDS
+                  ) -> list[tuple[float, float]]:
     """Median ms of ``runs`` plain timed inferences of each file, in one fresh process pinned to the
-    profile's CPUs (``python -m nas.latency._plain``; it holds the CPUs' measuring lock per file), and the
-    CPUs' worth of other processes' work meanwhile (a plain median has no defence against it)."""
+    profile's CPUs (``python -m nas.latency._plain``, in ``rounds`` interleaved rounds; it holds the CPUs'
+    measuring lock per visit of a file), and the CPUs' worth of other processes' work meanwhile (a plain
+    median has no defence against it)."""
     threads = str(profile.threads)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"}
     cpus = ",".join(map(str, profile.pinned_cpus()))
     command = [sys.executable, "-m", "nas.latency._plain", *map(str, paths), "--runs", str(runs),
-               "--threads", threads, "--json", *(["--cpus", cpus] if cpus else [])]
+               "--threads", threads, "--rounds", str(rounds), "--json", *(["--cpus", cpus] if cpus else [])]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     medians: list[tuple[float, float]] = []
@@ -204,6 +209,7 @@ def validate(profile: str | DeviceProfile, space: str | SearchSpace, resolution:
             "project": accuracy(predicted, project, hashes),
         },
         "plain_runs": PLAIN_RUNS if plain else None,
+        "plain_rounds": PLAIN_ROUNDS if plain else None,
         "networks": [{"arch_hash": h, "predicted_ms": p, "plain_ms": plain[i] if plain else None,
                       "plain_other_cpus": busy[i], "project_ms": project[i], "project_raw_ms": raw[i]}
                      for i, (h, p) in enumerate(zip(hashes, predicted, strict=True))],
