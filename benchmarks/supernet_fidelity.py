@@ -55,6 +55,9 @@ def main() -> None:
     parser.add_argument("--subset", type=int, help="Examples kept in total (stratified, seeded) before the split.")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--group-weights", choices=["separate", "shared"], default="separate")
+    parser.add_argument("--random", type=int, default=2, help="Random subnets per step (sandwich rule).")
+    parser.add_argument("--smallest-groups", choices=["most", "fewest"], default="most",
+                        help="The sandwich's smallest subnet: the most 1x1 groups, or dense.")
     parser.add_argument("--standalone-only", action="store_true",
                         help="Only proxy-train the subnets stand-alone (a later run reuses them with --reuse).")
     parser.add_argument("--oneshot-only", action="store_true",
@@ -89,7 +92,8 @@ def main() -> None:
         "name": "fidelity", "space": args.space, "dataset": dataset.model_dump(mode="json"),
         "recipe": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": 0.05, "resolution": 32,
                    "threads": args.threads},
-        "sandwich": {"random": 2}, "largest_epochs": max(1, args.epochs // 8), "eval_every": 5,
+        "sandwich": {"random": args.random, "smallest_groups": args.smallest_groups},
+        "largest_epochs": max(1, args.epochs // 8), "eval_every": 5,
         "group_weights": args.group_weights})
     record: dict[str, Any] = {
         "benchmark": "supernet rank fidelity", "date": datetime.now(UTC).isoformat(timespec="seconds"),

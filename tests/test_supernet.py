@@ -111,6 +111,27 @@ def test_the_sandwich_is_largest_smallest_then_random_members() -> None:
     assert all(not b.se and b.kernel == 3 for _, _, b in small.blocks())
 
 
+def test_the_sandwichs_smallest_can_keep_dense_1x1_convs_and_the_default_spec_keeps_its_fingerprint() -> None:
+    from nas.supernet import parse_supernet_spec
+
+    space = load_space("mobilenetv3-small")
+    most = sandwich(space, 10, random.Random(0), 0)[1]
+    dense = sandwich(space, 10, random.Random(0), 0, dense_smallest=True)[1]
+    assert max(b.groups for _, _, b in most.blocks()) == 4 and {b.groups for _, _, b in dense.blocks()} == {1}
+    assert [b.mid for _, _, b in dense.blocks()] == [b.mid for _, _, b in most.blocks()]  # only the groups differ
+    default = parse_supernet_spec({"name": "a"})
+    fewest = parse_supernet_spec({"name": "a", "sandwich": {"smallest_groups": "fewest"}})
+    assert default.fingerprint != fewest.fingerprint
+    # A checkpoint trained before the option existed still resumes: its fingerprint hashed no such field.
+    import hashlib
+    import json
+
+    before = default.model_dump(mode="json", exclude={"name", "eval_every"})
+    del before["sandwich"]["smallest_groups"]
+    before["recipe"] = default.recipe.fingerprint
+    assert default.fingerprint == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _stage_of(space, arch):  # type: ignore[no-untyped-def]
     return [space.definition.stages[s] for s, stage in enumerate(arch.stages) for _ in stage]
 

@@ -17,7 +17,7 @@ _LARGEST_ACT = ["hswish", "relu6", "relu"]
 _SMALLEST_ACT = ["relu", "relu6", "hswish"]
 
 
-def _pick(name: str, options: list[Any], largest: bool) -> Any:
+def _pick(name: str, options: list[Any], largest: bool, dense_smallest: bool = False) -> Any:
     key = name.rsplit(".", 1)[-1]
     if key == "activation":
         order = _LARGEST_ACT if largest else _SMALLEST_ACT
@@ -25,7 +25,7 @@ def _pick(name: str, options: list[Any], largest: bool) -> Any:
     if key == "se":
         return (True in options) if largest else (False not in options)
     if key == "groups":
-        return min(options) if largest else max(options)
+        return min(options) if largest or dense_smallest else max(options)
     if key == "block":
         return options[0]
     numeric = [o for o in options if o is not None]
@@ -36,19 +36,21 @@ def _pick(name: str, options: list[Any], largest: bool) -> Any:
     return max(numeric) if largest else min(numeric)
 
 
-def extreme_choices(space: SearchSpace, largest: bool) -> Choices:
-    return {name: _pick(name, options, largest) for name, options in space.dimensions().items()}
+def extreme_choices(space: SearchSpace, largest: bool, dense_smallest: bool = False) -> Choices:
+    """Every choice at its largest or smallest; ``dense_smallest``: the smallest keeps 1x1 convs dense."""
+    return {name: _pick(name, options, largest, dense_smallest) for name, options in space.dimensions().items()}
 
 
 def largest_architecture(space: SearchSpace, num_classes: int) -> Architecture:
     return space.decode(extreme_choices(space, True), num_classes=num_classes)
 
 
-def smallest_architecture(space: SearchSpace, num_classes: int) -> Architecture:
-    return space.decode(extreme_choices(space, False), num_classes=num_classes)
+def smallest_architecture(space: SearchSpace, num_classes: int, dense: bool = False) -> Architecture:
+    return space.decode(extreme_choices(space, False, dense), num_classes=num_classes)
 
 
-def sandwich(space: SearchSpace, num_classes: int, rng: random.Random, n_random: int) -> list[Architecture]:
+def sandwich(space: SearchSpace, num_classes: int, rng: random.Random, n_random: int,
+             dense_smallest: bool = False) -> list[Architecture]:
     """[largest, smallest, n_random random subnets]: one training step's networks (BigNAS's sandwich rule)."""
-    nets = [largest_architecture(space, num_classes), smallest_architecture(space, num_classes)]
+    nets = [largest_architecture(space, num_classes), smallest_architecture(space, num_classes, dense_smallest)]
     return nets + [space.sample(rng=rng, num_classes=num_classes) for _ in range(n_random)]

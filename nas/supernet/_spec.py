@@ -25,6 +25,9 @@ class SandwichSpec(BaseModel):
     random: int = Field(default=2, ge=0, le=16)
     alpha: float = Field(default=1.0, ge=0.0, le=1.0, description="KD weight for the non-largest subnets.")
     temperature: float = Field(default=1.0, gt=0.0, le=100.0)
+    smallest_groups: Literal["most", "fewest"] = Field(default="most", description=(
+        "The smallest subnet's 1x1 group counts: the most (its fewest MACs) or the fewest, dense, so that "
+        "every extreme trains the dense weights (docs/supernet-measurements.md)."))
 
 
 class SupernetSpec(BaseModel):
@@ -47,6 +50,8 @@ class SupernetSpec(BaseModel):
     def fingerprint(self) -> str:
         """What a checkpoint must match to be resumed (name and evaluation cadence left out)."""
         body = self.model_dump(mode="json", exclude={"name", "eval_every"})
+        if body["sandwich"]["smallest_groups"] == "most":  # the default: fingerprints from before it existed
+            del body["sandwich"]["smallest_groups"]
         body["recipe"] = self.recipe.fingerprint
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -118,7 +118,9 @@ def train_supernet(spec: SupernetSpec, out_dir: Path, *, fresh: bool = False,
         calib = train_x[torch.randperm(n, generator=torch.Generator().manual_seed(r.seed + 1))[:r.bn_recalibration]]
         ends = [(s, min(s + r.batch_size, n)) for s in range(0, n, r.batch_size) if n - s >= 2]
         total = len(ends) * r.epochs
-        big, small = largest_architecture(space, data.num_classes), smallest_architecture(space, data.num_classes)
+        dense_smallest = sw.smallest_groups == "fewest"
+        big = largest_architecture(space, data.num_classes)
+        small = smallest_architecture(space, data.num_classes, dense_smallest)
         last_eval: dict[str, float] = state.history[-1] if state.history else {}
         with deferred_interrupt() as interrupted:
             for epoch in range(state.epoch, r.epochs):
@@ -136,7 +138,8 @@ def train_supernet(spec: SupernetSpec, out_dir: Path, *, fresh: bool = False,
                         group["lr"] = r.lr_at(state.step, total, len(ends))
                     torch.manual_seed(r.seed * 1_000_003 + state.step)
                     nets = [big] if phase == "largest" else sandwich(
-                        space, data.num_classes, random.Random(r.seed * 1_000_003 + state.step), sw.random)
+                        space, data.num_classes, random.Random(r.seed * 1_000_003 + state.step), sw.random,
+                        dense_smallest)
                     opt.zero_grad(set_to_none=True)
                     teacher = net(x, nets[0])
                     loss = F.cross_entropy(teacher, y, label_smoothing=r.label_smoothing)
