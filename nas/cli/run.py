@@ -11,7 +11,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nas.cli._output import err_console
-from nas.search._describe import describe_best
 
 
 def run(spec_file: Annotated[Path, typer.Argument(help="Search spec (YAML); see search_spaces/specs/.")],
@@ -53,6 +52,8 @@ def run(spec_file: Annotated[Path, typer.Argument(help="Search spec (YAML); see 
     if best is None:
         err_console.print("no trial completed; nothing to report")
         raise typer.Exit(1)
+    from nas.search._describe import describe_best
+
     err_console.print(describe_best(result, ctx.target_ms), markup=False)
     files = dict.fromkeys(result["files"].values())  # once each: on cpu-ort-1t the deployable file is best.onnx
     err_console.print(f"files: {', '.join(files)}", markup=False)

@@ -17,8 +17,6 @@ from typing import Annotated
 
 import typer
 
-from nas.latency._guard import ENV as TIMING_ENV
-
 SEARCH = "search"
 
 
@@ -55,6 +53,8 @@ def worker(
              ["-Q", ",".join(rest), "-c", str(concurrency), *(["--device", device] if device else [])]],
             name, loglevel))
     # the devices this process may time on: only those whose latency queue it serves (``nas.latency._guard``)
+    from nas.latency._guard import ENV as TIMING_ENV
+
     os.environ[TIMING_ENV] = ",".join(q.removeprefix("latency.") for q in chosen if q.startswith("latency."))
     if device:
         from workers import heartbeat
