@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import optuna
+from optuna.trial import TrialState
+
 from nas.search import SearchSpec, parse_spec
 
 from .latency_support import QUICK_DEVICE
@@ -31,3 +34,21 @@ def tiny_spec(**overrides: Any) -> SearchSpec:
         else:
             doc[key] = value
     return parse_spec(doc, local_files=True)  # the tests run searches locally, like `nas run`
+
+
+def best_within_target(study: optuna.Study, target_ms: float) -> optuna.trial.FrozenTrial:
+    """The result a search must report, read from its study: the highest-reward trial within T, by the final
+    re-measurement's verdict where there is one (else its own latency); the highest-reward one if none is.
+    (A search's latencies on the quick device sit near its T of 0.5 ms, so "the highest reward" alone is
+    over T on some runs: it failed CI once.)"""
+    from nas.search._final import verdicts
+    from nas.search._study import trial_key
+
+    checked = verdicts(study)
+    done = [t for t in study.trials if t.state is TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]
+    ranked = sorted(done, key=lambda t: (-t.user_attrs["reward"], t.number))
+
+    def within(t: optuna.trial.FrozenTrial) -> bool:
+        verdict = checked.get(trial_key(t) or "")
+        return bool(verdict["within"]) if verdict else float(t.user_attrs["latency_ms"]) <= target_ms
+    return next((t for t in ranked if within(t)), ranked[0])

@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 
 from .api_support import PG_SERVER, REPO, pg_unreachable, start_server, stop_server
 from .latency_support import QUICK_DEVICE, TEST_DEVICES
+from .search_helpers import best_within_target
 
 REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of its own: the test flushes it
 VISIBILITY = 15  # seconds before Redis redelivers a message whose worker died without acking
@@ -163,8 +164,7 @@ def test_a_search_submitted_over_http_is_finished_by_workers_and_its_best_matche
     assert got.returncode == 0, got.stderr
     best = json.loads((tmp_path / "best.json").read_text())
     study = cluster.study(search_id)
-    top = max((t for t in study.trials if t.state is TrialState.COMPLETE), key=lambda t: t.value)
-    assert best == top.user_attrs["architecture"]
+    assert best == best_within_target(study, 0.5).user_attrs["architecture"]
     assert_every_trial_once(cluster, search_id, 3)
     status = json.loads(cluster.nas("status", search_id, "--json").stdout)
     assert status["status"] == "succeeded" and status["progress"]["finished"] == 3
