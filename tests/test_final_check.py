@@ -128,9 +128,12 @@ def test_a_predicted_winner_that_measures_over_t_is_replaced_by_the_best_one_tha
     real = _measured(ctx)
     ranked = preference(ctx, complete(ctx.study))
     top = ranked[0]
-    target = 0.8 * real[top.number]
+    # T halfway (geometrically) between the fastest network and the predicted winner, by measurement: both
+    # at least ~11% from T, so re-measuring cannot flip them (0.8 x the winner left the fastest 8% inside
+    # T and needed a 30% spread that 5 random networks did not always have: it failed CI once).
+    assert min(real.values()) < 0.8 * real[top.number], "the networks' latencies spread enough to place T"
+    target = math.sqrt(min(real.values()) * real[top.number])
     assert all(t.user_attrs["latency_ms"] < target for t in ranked), "the skewed predictions are all within T"
-    assert min(real.values()) < 0.7 * real[top.number], "some network is well within T by measurement"
     _set_target(ctx, target, confirm=2)
     assert best_trial(ctx).number == top.number  # type: ignore[union-attr]  # by prediction
 
