@@ -97,15 +97,7 @@ def load_predictor(path: Path, threads: int = 1) -> Callable[[Any], Any]:
 
 def plain_timing(path: Path, runs: int = 200, warmup: int = 20, threads: int = 1) -> list[float]:
     """Milliseconds of each of ``runs`` inferences after ``warmup`` ones."""
-    run, x = load_runner(path, threads)
-    for _ in range(warmup):
-        run(x)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter_ns()
-        run(x)
-        times.append((time.perf_counter_ns() - t0) * 1e-6)
-    return times
+    return interleaved_timing([path], runs, warmup, threads, rounds=1)[0]
 
 
 def interleaved_timing(paths: list[Path], runs: int = 200, warmup: int = 20, threads: int = 1, rounds: int = 5,
