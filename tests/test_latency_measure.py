@@ -80,13 +80,13 @@ def test_a_profile_whose_runtime_is_not_available_here_gets_a_clear_error(tmp_pa
 
 def test_timings_are_scaled_to_the_reference_speed_of_a_canary_timed_beside_them(tmp_path: Path) -> None:
     """On a shared machine the host's speed drifts: each timing is multiplied by reference / canary,
-    where the reference is the first canary recorded for the profile; the raw median is kept."""
+    where the reference is the canary of the profile's first measuring process; the raw median is kept."""
     from nas.latency import _cache, fingerprint
 
     url = sqlite_url(tmp_path)
     first = measure(tiny_network(), QUICK_ORT, database_url=url)
     c = first.conditions
-    assert c["canary_ms"] > 0.3 and c["speed_factor"] == 1.0  # the first canary became the reference
+    assert c["canary_ms"] > 0.3 and c["speed_factor"] == 1.0  # the first process's canary became the reference
     assert first.stats.median_ms == pytest.approx(c["raw_median_ms"])
     _cache._CANARY_REFS.clear()
     slower_host = QUICK_ORT.model_copy(update={"name": "quick-ort-slow-ref"})  # same fingerprint settings
@@ -96,6 +96,26 @@ def test_timings_are_scaled_to_the_reference_speed_of_a_canary_timed_beside_them
     assert a["speed_factor"] == pytest.approx(2 * c["canary_ms"] / a["canary_ms"], rel=1e-4)
     assert again.stats.median_ms == pytest.approx(a["raw_median_ms"] * a["speed_factor"], rel=1e-4)
     assert again.stats.p10_ms <= again.stats.median_ms <= again.stats.p90_ms
+
+
+def test_a_fresh_databases_canary_reference_is_the_median_of_its_first_process_not_one_timing(
+        tmp_path: Path) -> None:
+    """One canary timing fixed the level of a whole database: on fresh databases the first was once 1.5x the
+    later ones and once their minimum. So the first process's groups vote: the reference is their median."""
+    from nas.latency import _cache, fingerprint
+    from nas.latency._measure import WorkerRun
+    from nas.latency._timing import LatencyStats
+
+    url = sqlite_url(tmp_path)
+    stats = LatencyStats.from_dict({"median_ms": 1.0, "p10_ms": 0.9, "p90_ms": 1.1, "mean_ms": 1.0,
+                                    "min_ms": 0.8, "runs": 30, "ci_rel": 0.01, "windows": 1, "disturbed": 0.0})
+    first = WorkerRun([stats, stats, stats, "failed"], {}, [{}] * 4, [3.0, 1.0, 2.0, 9.0])
+    _cache._CANARY_REFS.clear()
+    factors = [factor for _, factor in first.normalised(url, QUICK_ORT, fingerprint(QUICK_ORT))]
+    assert factors == pytest.approx([2.0 / 3.0, 2.0, 1.0, 1.0])  # reference 2.0; the failed part is not scaled
+    later = WorkerRun([stats], {}, [{}], [4.0])
+    (scaled_stats, factor), = later.normalised(url, QUICK_ORT, fingerprint(QUICK_ORT))
+    assert factor == pytest.approx(0.5) and scaled_stats.median_ms == pytest.approx(0.5)  # the reference stays
 
 
 def test_a_dedicated_device_profile_can_switch_the_canary_off(tmp_path: Path) -> None:

@@ -5,8 +5,10 @@ Why: quiet-run filtering (``_timing``) sets aside millisecond bursts, but not sl
 host. Here the same networks measured 40 minutes apart ran 15% slower (31% at worst), which is more
 than the predictor's whole error budget. So every group of parts is timed interleaved with the canary
 (``mobilenetv3-small-0.75`` at 224), and each part's statistics are multiplied by
-``reference / canary``, where the reference is the first canary median ever recorded for the profile
-and fingerprint (stored in the database, so every process and every later day shares it). Stored
+``reference / canary``, where the reference is the median canary of the first measuring process that
+recorded one for the profile and fingerprint (stored in the database, so every process and every later
+day shares it). Not its first group's canary: a single timing fixes the level of a whole database, and
+on fresh databases it was 1.5x the later canaries once and their minimum another time (docs/latency.md). Stored
 latencies are therefore "ms at the reference speed"; the raw median and the factor are recorded with
 each network measurement. A profile with ``speed_canary: false`` (a dedicated device) is not scaled.
 """
@@ -63,10 +65,12 @@ def scaled(stats: LatencyStats, factor: float) -> LatencyStats:
     return replace(stats, **{name: getattr(stats, name) * factor for name in _MS_FIELDS})
 
 
-def speed_factor(url: str, profile: str, fingerprint: str, canary_ms: float | None) -> float:
-    """``reference / canary_ms`` (1.0 without a canary); the first canary seen becomes the reference."""
+def speed_factor(url: str, profile: str, fingerprint: str, canary_ms: float | None,
+                 candidate_ms: float | None = None) -> float:
+    """``reference / canary_ms`` (1.0 without a canary); without a stored reference, ``candidate_ms`` (the
+    calling process's median canary) becomes it, or ``canary_ms`` itself if none is given."""
     if not canary_ms or canary_ms <= 0:
         return 1.0
     from nas.latency import _cache
 
-    return _cache.canary_reference(url, profile, fingerprint, canary_ms) / canary_ms
+    return _cache.canary_reference(url, profile, fingerprint, candidate_ms or canary_ms) / canary_ms

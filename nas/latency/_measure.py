@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,10 +93,14 @@ class WorkerRun:
     canaries: list[float | None] = field(default_factory=list)
 
     def normalised(self, url: str, profile: DeviceProfile, fp: str) -> list[tuple[LatencyStats | str, float]]:
-        """Each result at the reference host speed (``_canary``), with the factor applied."""
+        """Each result at the reference host speed (``_canary``), with the factor applied; a database's
+        first run sets the reference to the median of its groups' canaries."""
         out: list[tuple[LatencyStats | str, float]] = []
-        for result, canary_ms in zip(self.results, self.canaries or [None] * len(self.results), strict=True):
-            factor = 1.0 if isinstance(result, str) else speed_factor(url, profile.name, fp, canary_ms)
+        canaries = self.canaries or [None] * len(self.results)
+        timed = [c for r, c in zip(self.results, canaries, strict=True) if c and not isinstance(r, str)]
+        candidate = statistics.median(timed) if timed else None
+        for result, canary_ms in zip(self.results, canaries, strict=True):
+            factor = 1.0 if isinstance(result, str) else speed_factor(url, profile.name, fp, canary_ms, candidate)
             out.append((result if isinstance(result, str) else scaled(result, factor), factor))
         return out
 
