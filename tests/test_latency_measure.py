@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -123,3 +126,57 @@ def test_a_dedicated_device_profile_can_switch_the_canary_off(tmp_path: Path) ->
     m = measure(tiny_network(), dedicated, database_url=sqlite_url(tmp_path))
     assert m.conditions["canary_ms"] is None and m.conditions["speed_factor"] == 1.0
     assert m.stats.median_ms == m.conditions["raw_median_ms"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_measuring_process_ends_when_its_caller_is_killed(tmp_path: Path) -> None:
+    """A killed caller must not leave its measuring process behind, holding or awaiting a CPU's lock: here the
+    lock is held by the test, so the measuring process waits on it until its caller is killed."""
+    from nas.latency._worker import cpu_lock
+
+    caller_code = ("from nas.latency._measure import run_parts\n"
+                   "from nas.latency._parts import network_part\n"
+                   "from tests.latency_support import QUICK_ORT, tiny_network\n"
+                   "run_parts(QUICK_ORT, [network_part(tiny_network(), 96)])\n")
+    with cpu_lock(QUICK_ORT.pinned_cpus()):
+        caller = subprocess.Popen([sys.executable, "-c", caller_code], cwd=Path(__file__).parent.parent)
+        try:
+            worker = _child_of(caller.pid, "nas.latency._worker", timeout=60)
+            _wait_blocked_on_a_lock(worker, timeout=60)  # it has said it is ready and waits for the CPU
+            caller.kill()
+            caller.wait()
+            deadline = time.monotonic() + 10
+            while _running(worker) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not _running(worker), "the measuring process outlived its killed caller"
+        finally:
+            caller.kill()
+            caller.wait()
+
+
+def _child_of(pid: int, marker: str, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            if marker in Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace"):
+                return int(child)
+        time.sleep(0.1)
+    raise AssertionError(f"no {marker} process under {pid} within {timeout} s")
+
+
+def _wait_blocked_on_a_lock(pid: int, timeout: float) -> None:
+    """Until ``/proc/locks`` lists ``pid`` as waiting (a line marked ``->``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any("->" in line and f" {pid} " in line for line in Path("/proc/locks").read_text().splitlines()):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"process {pid} did not wait for a lock within {timeout} s")
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")

@@ -110,7 +110,7 @@ def run_parts(profile: DeviceProfile, parts: Sequence[Part], *, timing: TimingSe
     """Time ``parts`` in one fresh worker process, ``group`` at a time interleaved. Every timing goes through
     here, so this is where a process that must not time (``_guard``) is stopped."""
     check_may_time(profile.name)
-    job = {"profile": profile.model_dump(mode="json"), "cpus": cpus, "group": group,
+    job = {"profile": profile.model_dump(mode="json"), "cpus": cpus, "group": group, "parent": os.getpid(),
            "timing": timing.model_dump(mode="json") if timing else None,
            "parts": [p.to_json() for p in parts],
            "canary": canary_part().to_json() if profile.speed_canary else None}

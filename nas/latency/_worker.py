@@ -4,7 +4,8 @@ Runs in a fresh process so no state of the caller (its thread pools, allocator, 
 leaks into a timing. It pins itself to the profile's CPUs, sets the runtime's thread counts, and holds
 an exclusive lock per CPU set while preparing and timing each group of parts (timed interleaved), so
 two measurements on the same cores never overlap.
-Job: ``{"profile": {...}, "timing": {...}, "group": n, "parts": [{"kind": ...}, ...], "canary": part|null}``.
+Job: ``{"profile": {...}, "timing": {...}, "group": n, "parent": pid, "parts": [{"kind": ...}, ...],
+"canary": part|null}``; the process ends when its parent (the caller) does.
 Output: one ``{"ready": true, "conditions": {...}}`` line, then per part ``{"index": i, "ok": true,
 "stats": {...}, "canary_ms": x|null}`` (raw, the canary's median in the part's group) or
 ``{"index": i, "ok": false, "error": "..."}``.
@@ -85,8 +86,23 @@ def _emit(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _end_with_parent(parent: int | None) -> None:
+    """A measuring process whose caller is gone would go on holding (or waiting for) the CPU's lock, timing
+    for no one (seen after a killed ``nas latency validate``): on Linux the kernel ends it with its parent."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+    if parent is not None and os.getppid() != parent:  # it died before we asked
+        sys.exit(1)
+
+
 def main() -> int:
     job = json.loads(sys.stdin.read())
+    _end_with_parent(job.get("parent"))
     from nas.latency._parts import Part
     from nas.latency._profiles import DeviceProfile
     from nas.latency._runtimes import runtime_for
