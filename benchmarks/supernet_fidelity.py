@@ -58,6 +58,11 @@ def main() -> None:
     parser.add_argument("--random", type=int, default=2, help="Random subnets per step (sandwich rule).")
     parser.add_argument("--smallest-groups", choices=["most", "fewest"], default="most",
                         help="The sandwich's smallest subnet: the most 1x1 groups, or dense.")
+    parser.add_argument("--rule", choices=["sandwich", "uniform"], default="sandwich",
+                        help="sandwich (largest, smallest, --random random subnets, distilled) or uniform "
+                             "(--random random subnets on the labels: SPOS).")
+    parser.add_argument("--dense-epochs", type=int, default=0,
+                        help="Epochs after the largest's with every 1x1 group count dense (progressive shrinking).")
     parser.add_argument("--standalone-only", action="store_true",
                         help="Only proxy-train the subnets stand-alone (a later run reuses them with --reuse).")
     parser.add_argument("--oneshot-only", action="store_true",
@@ -92,8 +97,8 @@ def main() -> None:
         "name": "fidelity", "space": args.space, "dataset": dataset.model_dump(mode="json"),
         "recipe": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": 0.05, "resolution": 32,
                    "threads": args.threads},
-        "sandwich": {"random": args.random, "smallest_groups": args.smallest_groups},
-        "largest_epochs": max(1, args.epochs // 8), "eval_every": 5,
+        "sandwich": {"random": args.random, "smallest_groups": args.smallest_groups, "rule": args.rule},
+        "largest_epochs": max(1, args.epochs // 8), "dense_epochs": args.dense_epochs, "eval_every": 5,
         "group_weights": args.group_weights})
     record: dict[str, Any] = {
         "benchmark": "supernet rank fidelity", "date": datetime.now(UTC).isoformat(timespec="seconds"),

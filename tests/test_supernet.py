@@ -123,14 +123,29 @@ def test_the_sandwichs_smallest_can_keep_dense_1x1_convs_and_the_default_spec_ke
     default = parse_supernet_spec({"name": "a"})
     fewest = parse_supernet_spec({"name": "a", "sandwich": {"smallest_groups": "fewest"}})
     assert default.fingerprint != fewest.fingerprint
-    # A checkpoint trained before the option existed still resumes: its fingerprint hashed no such field.
+    # A checkpoint trained before the options existed still resumes: its fingerprint hashed no such field.
     import hashlib
     import json
 
-    before = default.model_dump(mode="json", exclude={"name", "eval_every"})
-    del before["sandwich"]["smallest_groups"]
+    before = default.model_dump(mode="json", exclude={"name", "eval_every", "dense_epochs"})
+    del before["sandwich"]["smallest_groups"], before["sandwich"]["rule"]
     before["recipe"] = default.recipe.fingerprint
     assert default.fingerprint == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def test_the_uniform_rule_draws_random_members_only_and_the_dense_phase_keeps_every_1x1_conv_dense() -> None:
+    from nas.supernet._sampling import uniform
+
+    space = load_space("mobilenetv3-small")
+    drawn = uniform(space, 10, random.Random(0), 3)
+    assert [a.hash for a in drawn] == [space.sample(rng=r, num_classes=10).hash
+                                       for r in [random.Random(0)] for _ in range(3)]
+    assert any(b.groups > 1 for a in drawn for _, _, b in a.blocks())
+    for nets in (uniform(space, 10, random.Random(0), 3, dense=True),
+                 sandwich(space, 10, random.Random(0), 3, dense=True)):
+        assert {b.groups for a in nets for _, _, b in a.blocks()} == {1}
+    dense = uniform(space, 10, random.Random(0), 3, dense=True)
+    assert [[b.mid for _, _, b in a.blocks()] for a in dense] == [[b.mid for _, _, b in a.blocks()] for a in drawn]
 
 
 def _stage_of(space, arch):  # type: ignore[no-untyped-def]
@@ -248,15 +263,16 @@ def test_a_grouped_1x1_channel_reads_a_subset_of_what_it_reads_in_the_widest_sub
                 assert reads <= wide[channel], (expansion, width, conv, channel)
 
 
-def test_a_supernet_file_of_the_positional_layout_loads_only_for_a_space_without_group_choices(
-        tmp_path: Path) -> None:
+@pytest.mark.parametrize("old_format", ["nas-supernet/1", "nas-supernet/2"])
+def test_a_supernet_file_of_an_earlier_layout_loads_only_for_a_space_without_group_choices(
+        tmp_path: Path, old_format: str) -> None:
     from nas.errors import SupernetError
     from nas.supernet import load_supernet, save_supernet
 
     for name, loads in (("mobilenetv2", True), ("mobilenetv3-small", False)):
         path = save_supernet(Supernet(load_space(name), 10), tmp_path / f"{name}.pt", {})
         blob = torch.load(path, weights_only=True)
-        torch.save({**blob, "format": "nas-supernet/1"}, path)
+        torch.save({**blob, "format": old_format}, path)
         if loads:
             assert load_supernet(str(path)).net.layout == (1,)
         else:

@@ -40,6 +40,17 @@ def test_training_runs_the_largest_alone_then_sandwiches_and_saves_a_loadable_su
     assert loaded.meta["fingerprint"] == tiny().fingerprint and loaded.net.num_classes == 10
 
 
+def test_progressive_shrinking_over_groups_then_the_uniform_rule_run_in_their_epochs(tmp_path: Path) -> None:
+    seen: list[tuple[int, str]] = []
+    spec = tiny(recipe={**TINY["recipe"], "epochs": 3}, dense_epochs=1,  # type: ignore[dict-item]
+                sandwich={"random": 1, "rule": "uniform"})
+    summary = train_supernet(spec, tmp_path, on_progress=lambda p: seen.append((p.step, p.phase)))
+    per_epoch = summary["steps"] // 3
+    phases = dict(seen)
+    assert [phases[per_epoch], phases[2 * per_epoch], phases[3 * per_epoch]] == ["largest", "uniform-dense", "uniform"]
+    assert spec.fingerprint != tiny(recipe={**TINY["recipe"], "epochs": 3}).fingerprint  # type: ignore[dict-item]
+
+
 def test_ctrl_c_saves_a_checkpoint_and_the_resumed_run_ends_with_the_same_weights(tmp_path: Path) -> None:
     whole = train_supernet(tiny(), tmp_path / "whole")
 
@@ -74,6 +85,10 @@ def test_spec_errors_name_the_field() -> None:
         tiny(largest_epochs=2)
     with pytest.raises(SpecError, match="sandwich.random"):
         tiny(sandwich={"random": -1})
+    with pytest.raises(SpecError, match="sandwich.random"):
+        tiny(sandwich={"random": 0, "rule": "uniform"})
+    with pytest.raises(SpecError, match="dense_epochs"):
+        tiny(dense_epochs=1)  # with largest_epochs 1, no epoch would be left for the group choices
 
 
 def _nas(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

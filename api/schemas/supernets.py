@@ -12,7 +12,8 @@ from nas.service.supernets import SupernetRecord
 
 
 class SupernetProgressPublic(BaseModel):
-    phase: str = Field(description="queued, loading data, largest (the largest subnet alone), sandwich, saving.")
+    phase: str = Field(description="queued, loading data, largest (the largest subnet alone), sandwich or uniform "
+                       "(the spec's rule; -dense while 1x1 group counts are held dense), saving.")
     epoch: int | None = None
     epochs: int | None = None
     step: int | None = None

@@ -16,8 +16,11 @@ So a subnet's channels are named by an *identity list* (static position -> super
 * **Expanded channels** of a grouped block: sub-position ``q`` of expansion group ``j`` is supernet
   channel ``j * capacity/g + s``, with ``s`` chosen so that after the builder's channel shuffle the
   projection's group ``i`` reads the expanded channels ``s = i (mod g)`` of every expansion group: again a
-  prefix of the same set at every expansion (exact when ``mid/g`` is a multiple of ``g``; otherwise the
-  shuffle's groups are ragged and ``s = q``).
+  prefix of the same set at every expansion. When ``mid/g`` is not a multiple of ``g`` the shuffle's groups
+  are ragged (group ``i`` takes more sub-positions of some expansion groups than of others); ``s`` still
+  counts, within its residue class ``i``, the sub-positions of group ``j`` that the projection's group ``i``
+  reads, so the rule holds there too. (It used ``s = q`` there, so at expansion 3 with 4 groups and widths
+  such as 24 or 40 the projection read weights no other expansion trains.)
 
 The supernet runs every layer in this static order, so extraction copies weights with the same lists.
 """
@@ -64,15 +67,26 @@ def stream_channels(k: int, group_counts: tuple[int, ...], device: torch.device)
     return None if order is None else torch.tensor(order, device=device)
 
 
+@lru_cache(maxsize=1024)
+def _expanded_order(mid: int, groups: int, capacity: int) -> tuple[int, ...]:
+    per, block = mid // groups, capacity // groups
+    ids: list[int] = []
+    for j in range(groups):
+        taken = [0] * groups  # sub-positions of group j read so far by each projection group
+        for q in range(per):
+            i = (q * groups + j) // per  # the shuffle puts (j, q) at q*g + j: projection group i reads it
+            ids.append(j * block + taken[i] * groups + i)
+            taken[i] += 1
+        if any((n - 1) * groups + i >= block for i, n in enumerate(taken) if n):
+            # a residue class overflows this group's share of the capacity (not met in the shipped spaces):
+            # plain sub-positions, still within the group's share
+            return tuple(j * block + q for j in range(groups) for q in range(per))
+    return tuple(ids)
+
+
 def expanded_channels(mid: int, groups: int, capacity: int, device: torch.device) -> torch.Tensor:
     """Supernet channel of each of a grouped block's ``mid`` expanded channels, in the expansion's output order."""
-    per, block = mid // groups, capacity // groups
-    if per % groups:
-        sub = torch.arange(per, device=device)
-    else:  # sub-position i * per/g + t goes to the projection's group i: it is channel s = t * g + i
-        sub = torch.arange(per, device=device).reshape(per // groups, groups).t().reshape(-1)
-    base = torch.arange(groups, device=device).unsqueeze(1) * block
-    return (base + sub.unsqueeze(0)).reshape(-1)
+    return torch.tensor(_expanded_order(mid, groups, capacity), device=device)
 
 
 def after_shuffle(channels: torch.Tensor, groups: int) -> torch.Tensor:

@@ -49,8 +49,24 @@ def smallest_architecture(space: SearchSpace, num_classes: int, dense: bool = Fa
     return space.decode(extreme_choices(space, False, dense), num_classes=num_classes)
 
 
+def random_member(space: SearchSpace, num_classes: int, rng: random.Random, dense: bool = False) -> Architecture:
+    """A uniformly random member (``space.sample``'s draw); ``dense``: every 1x1 group count at its fewest."""
+    choices = space.sample_choices(rng)
+    if dense:
+        choices |= {name: min(options) for name, options in space.dimensions().items() if name.endswith(".groups")}
+    return space.decode(choices, num_classes=num_classes)
+
+
 def sandwich(space: SearchSpace, num_classes: int, rng: random.Random, n_random: int,
-             dense_smallest: bool = False) -> list[Architecture]:
-    """[largest, smallest, n_random random subnets]: one training step's networks (BigNAS's sandwich rule)."""
-    nets = [largest_architecture(space, num_classes), smallest_architecture(space, num_classes, dense_smallest)]
-    return nets + [space.sample(rng=rng, num_classes=num_classes) for _ in range(n_random)]
+             dense_smallest: bool = False, dense: bool = False) -> list[Architecture]:
+    """[largest, smallest, n_random random subnets]: one training step's networks (BigNAS's sandwich rule);
+    ``dense``: the smallest and the random subnets keep every 1x1 conv dense (progressive shrinking)."""
+    nets = [largest_architecture(space, num_classes),
+            smallest_architecture(space, num_classes, dense_smallest or dense)]
+    return nets + [random_member(space, num_classes, rng, dense) for _ in range(n_random)]
+
+
+def uniform(space: SearchSpace, num_classes: int, rng: random.Random, n: int,
+            dense: bool = False) -> list[Architecture]:
+    """``n`` random members and no extremes: one step of single-path one-shot training (SPOS)."""
+    return [random_member(space, num_classes, rng, dense) for _ in range(n)]

@@ -18,7 +18,8 @@ from nas.proxies import TrainRecipe
 class SandwichSpec(BaseModel):
     """Per step: the largest subnet (cross-entropy on the labels), the smallest and ``random`` random ones
     (distilled in place from the largest's detached outputs: ``alpha`` of KL at ``temperature``, the rest
-    cross-entropy), gradients summed over all of them, then one optimizer step (BigNAS's sandwich rule)."""
+    cross-entropy), gradients summed over all of them, then one optimizer step (BigNAS's sandwich rule).
+    ``rule: uniform`` replaces all of it by ``random`` random subnets on the labels (SPOS)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -28,6 +29,10 @@ class SandwichSpec(BaseModel):
     smallest_groups: Literal["most", "fewest"] = Field(default="most", description=(
         "The smallest subnet's 1x1 group counts: the most (its fewest MACs) or the fewest, dense, so that "
         "every extreme trains the dense weights (docs/supernet-measurements.md)."))
+    rule: Literal["sandwich", "uniform"] = Field(default="sandwich", description=(
+        "sandwich: the largest, the smallest and `random` random subnets, distilled from the largest; "
+        "uniform: `random` random subnets alone, each on the labels (single-path one-shot, SPOS: every "
+        "member equally likely, no extremes, no teacher)."))
 
 
 class SupernetSpec(BaseModel):
@@ -41,6 +46,10 @@ class SupernetSpec(BaseModel):
     largest_epochs: int = Field(default=0, ge=0, le=1000, description=(
         "Epochs that train the largest subnet alone before the sandwich starts; its expanded channels are "
         "then sorted by importance (once-for-all's order). Counted within recipe.epochs."))
+    dense_epochs: int = Field(default=0, ge=0, le=1000, description=(
+        "Epochs after largest_epochs that sample with every 1x1 group count at its fewest (dense), before "
+        "group choices are sampled too: progressive shrinking over the group dimension. Counted within "
+        "recipe.epochs."))
     group_weights: Literal["separate", "shared"] = Field(default="separate", description=(
         "separate: each 1x1 group count of a block has its own weights; shared: one set of weights serves "
         "every group count (grouped convs take the block diagonal of the dense weights)."))
@@ -50,8 +59,11 @@ class SupernetSpec(BaseModel):
     def fingerprint(self) -> str:
         """What a checkpoint must match to be resumed (name and evaluation cadence left out)."""
         body = self.model_dump(mode="json", exclude={"name", "eval_every"})
-        if body["sandwich"]["smallest_groups"] == "most":  # the default: fingerprints from before it existed
-            del body["sandwich"]["smallest_groups"]
+        for part, key, default in (("sandwich", "smallest_groups", "most"), ("sandwich", "rule", "sandwich"),
+                                   (None, "dense_epochs", 0)):
+            holder = body[part] if part else body
+            if holder[key] == default:  # defaults: fingerprints from before the option existed still match
+                del holder[key]
         body["recipe"] = self.recipe.fingerprint
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -66,6 +78,11 @@ def parse_supernet_spec(data: object, source: str = "<inline>", *, local_files: 
         raise SpecError(source, *first_error(exc)) from None
     if spec.largest_epochs >= spec.recipe.epochs and spec.largest_epochs:
         raise SpecError(source, "largest_epochs", f"must be below recipe.epochs ({spec.recipe.epochs})")
+    if spec.sandwich.rule == "uniform" and not spec.sandwich.random:
+        raise SpecError(source, "sandwich.random", "the uniform rule trains only random subnets: at least 1")
+    if spec.dense_epochs and spec.largest_epochs + spec.dense_epochs >= spec.recipe.epochs:
+        raise SpecError(source, "dense_epochs", f"largest_epochs + dense_epochs must be below recipe.epochs "
+                                                f"({spec.recipe.epochs})")
     return spec
 
 

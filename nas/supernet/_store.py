@@ -15,10 +15,11 @@ from nas.errors import NotFoundError, SupernetError
 if TYPE_CHECKING:
     from nas.supernet._model import Supernet
 
-FORMAT = "nas-supernet/2"
-# Version 1 took a grouped conv's channels by position (``_groups``); its files load only where that is the
-# same thing: spaces without group choices.
-_DENSE_ONLY = "nas-supernet/1"
+FORMAT = "nas-supernet/3"
+# Version 1 took a grouped conv's channels by position (``_groups``), version 2 the expanded channels of a
+# ragged shuffle (expansion 3 with 4 groups at some widths) by sub-position; their files load only where
+# that is the same thing: spaces without group choices.
+_DENSE_ONLY = ("nas-supernet/1", "nas-supernet/2")
 
 
 def supernets_dir() -> Path:
@@ -71,12 +72,12 @@ def load_supernet(name_or_path: str) -> LoadedSupernet:
 
     path = resolve(name_or_path)
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or blob.get("format") not in (FORMAT, _DENSE_ONLY):
+    if not isinstance(blob, dict) or blob.get("format") not in (FORMAT, *_DENSE_ONLY):
         raise SupernetError(f"{path}: not a supernet file (expected format {FORMAT})")
     shared = any(".paths.shared." in key for key in blob["state_dict"])  # the design is in the weights' names
     net = Supernet(parse_space(blob["space"], str(path)), int(blob["num_classes"]), shared_groups=shared)
-    if blob["format"] == _DENSE_ONLY and any(g > 1 for g in net.layout):
-        raise SupernetError(f"{path}: trained before grouped convs kept their channels across widths "
-                            f"({_DENSE_ONLY}); its space has group choices, so train it again")
+    if blob["format"] in _DENSE_ONLY and any(g > 1 for g in net.layout):
+        raise SupernetError(f"{path}: trained before grouped convs kept their channels across widths and "
+                            f"expansions ({blob['format']}); its space has group choices, so train it again")
     net.load_state_dict(blob["state_dict"])
     return LoadedSupernet(net.eval(), dict(blob.get("meta", {})), path)

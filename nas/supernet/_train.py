@@ -36,7 +36,8 @@ class SupernetProgress:
     total_steps: int
     loss: float
     phase: str
-    """``largest`` (the largest subnet alone) or ``sandwich``."""
+    """``largest`` (the largest subnet alone), ``sandwich`` or ``uniform`` (the spec's rule), with ``-dense``
+    while 1x1 group counts are held dense (``dense_epochs``)."""
     last_eval: dict[str, float] = field(default_factory=dict)
 
 
@@ -87,6 +88,13 @@ def _validate(net: Supernet, space_nets: dict[str, Any], calib: torch.Tensor, va
     return {name: evaluate_subnet(net, arch, calib, val_x, val_y, batch).accuracy for name, arch in space_nets.items()}
 
 
+def _phase(spec: SupernetSpec, epoch: int) -> str:
+    if epoch < spec.largest_epochs:
+        return "largest"
+    dense = epoch < spec.largest_epochs + spec.dense_epochs
+    return spec.sandwich.rule + ("-dense" if dense else "")
+
+
 def train_supernet(spec: SupernetSpec, out_dir: Path, *, fresh: bool = False,
                    on_progress: Callable[[SupernetProgress], None] | None = None) -> dict[str, Any]:
     """Train (or resume) ``spec``'s supernet into ``out_dir``; returns the summary written to summary.json."""
@@ -98,7 +106,7 @@ def train_supernet(spec: SupernetSpec, out_dir: Path, *, fresh: bool = False,
     from nas.proxies._train import _prepare, seeded, select_device
     from nas.spaces import load_space
     from nas.supernet._model import Supernet
-    from nas.supernet._sampling import largest_architecture, sandwich, smallest_architecture
+    from nas.supernet._sampling import largest_architecture, sandwich, smallest_architecture, uniform
     from nas.supernet._sort import sort_channels
     from nas.supernet._store import save_supernet
 
@@ -124,8 +132,8 @@ def train_supernet(spec: SupernetSpec, out_dir: Path, *, fresh: bool = False,
         last_eval: dict[str, float] = state.history[-1] if state.history else {}
         with deferred_interrupt() as interrupted:
             for epoch in range(state.epoch, r.epochs):
-                phase = "largest" if epoch < spec.largest_epochs else "sandwich"
-                if phase == "sandwich" and spec.largest_epochs and not state.sorted_channels:
+                phase = _phase(spec, epoch)
+                if phase != "largest" and spec.largest_epochs and not state.sorted_channels:
                     sort_channels(net)  # the momentum buffers no longer match the permuted weights: reset them
                     opt = _optimizer(net, spec)
                     state.sorted_channels = True
@@ -137,20 +145,27 @@ def train_supernet(spec: SupernetSpec, out_dir: Path, *, fresh: bool = False,
                     for group in opt.param_groups:
                         group["lr"] = r.lr_at(state.step, total, len(ends))
                     torch.manual_seed(r.seed * 1_000_003 + state.step)
-                    nets = [big] if phase == "largest" else sandwich(
-                        space, data.num_classes, random.Random(r.seed * 1_000_003 + state.step), sw.random,
-                        dense_smallest)
+                    rng, dense = random.Random(r.seed * 1_000_003 + state.step), phase.endswith("-dense")
+                    if phase == "largest":
+                        nets = [big]
+                    elif sw.rule == "uniform":
+                        nets = uniform(space, data.num_classes, rng, sw.random, dense)
+                    else:
+                        nets = sandwich(space, data.num_classes, rng, sw.random, dense_smallest, dense)
                     opt.zero_grad(set_to_none=True)
-                    teacher = net(x, nets[0])
-                    loss = F.cross_entropy(teacher, y, label_smoothing=r.label_smoothing)
-                    loss.backward()
-                    total_loss = float(loss.detach())
-                    soft = teacher.detach()
-                    for arch in nets[1:]:
-                        child = kd_loss(net(x, arch), soft, y, alpha=sw.alpha, temperature=sw.temperature,
-                                        label_smoothing=r.label_smoothing)
-                        child.backward()
-                        total_loss += float(child.detach())
+                    soft: torch.Tensor | None = None  # the sandwich's first (largest) subnet teaches the rest
+                    total_loss = 0.0
+                    for arch in nets:
+                        logits = net(x, arch)
+                        if soft is None:
+                            loss = F.cross_entropy(logits, y, label_smoothing=r.label_smoothing)
+                            if phase.startswith("sandwich"):
+                                soft = logits.detach()
+                        else:
+                            loss = kd_loss(logits, soft, y, alpha=sw.alpha, temperature=sw.temperature,
+                                           label_smoothing=r.label_smoothing)
+                        loss.backward()
+                        total_loss += float(loss.detach())
                     if not all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None):
                         raise SupernetError(f"training diverged at step {state.step} (non-finite gradients); "
                                             "lower recipe.lr")
