@@ -7,11 +7,16 @@ is built once per session however many test modules use it.
 - ``redis_client``: Redis DB 14 (``NAS_TEST_REDIS_URL``), so queue checks do not disturb anyone's
   DB 0; only the messages these tests queued are removed afterwards.
 - ``service``: ``uvicorn api.main:app`` in a subprocess on a free port of 127.0.0.1.
+
+Both backends' databases and servers are made once per session and kept (``_backends``) until it ends.
+pytest tears a session fixture down whenever its parameter changes, and with ``--dist loadfile`` it
+changed at nearly every file of a worker: a server start and a database made and dropped each time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -27,13 +32,40 @@ from tests.api_support import (
 )
 
 
+class _Backends:
+    """The session's database per backend and the server on each, made on first use."""
+
+    def __init__(self, stack: ExitStack, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.stack, self.tmp = stack, tmp_path_factory
+        self.urls: dict[str, str] = {}
+        self.services: dict[str, Service] = {}
+
+    def database_url(self, backend: str) -> str:
+        if backend not in self.urls:
+            if backend == "sqlite":
+                self.urls[backend] = f"sqlite:///{self.tmp.mktemp('service-db') / 'nas.db'}"
+            else:
+                self.urls[backend] = self.stack.enter_context(fresh_pg_database("nas_test"))
+        return self.urls[backend]
+
+    def service(self, database_url: str) -> Service:
+        if database_url not in self.services:
+            home = self.tmp.mktemp("service-home")
+            proc, base = start_server(server_env(database_url, home), home / "server.log")
+            self.stack.callback(stop_server, proc)  # stopped before its database is dropped (LIFO)
+            self.services[database_url] = Service(base, database_url, home)
+        return self.services[database_url]
+
+
+@pytest.fixture(scope="session")
+def _backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Backends]:
+    with ExitStack() as stack:
+        yield _Backends(stack, tmp_path_factory)
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('service-db') / 'nas.db'}"
-        return
-    with fresh_pg_database("nas_test") as url:
-        yield url
+def database_url(request: pytest.FixtureRequest, _backends: _Backends) -> str:
+    return _backends.database_url(request.param)
 
 
 @pytest.fixture(scope="session")
@@ -49,12 +81,9 @@ def redis_client() -> Any:
 
 
 @pytest.fixture(scope="session")
-def service(database_url: str, redis_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    home = tmp_path_factory.mktemp("service-home")
-    proc, base = start_server(server_env(database_url, home), home / "server.log")
-    svc = Service(base, database_url, home)
-    try:
-        yield svc
-    finally:
-        stop_server(proc)
-        remove_messages(redis_client, svc.submitted, frozenset(svc.supernets))
+def service(database_url: str, redis_client: Any, _backends: _Backends) -> Iterator[Service]:
+    svc = _backends.service(database_url)
+    yield svc
+    remove_messages(redis_client, svc.submitted, frozenset(svc.supernets))  # what these tests queued
+    svc.submitted.clear()
+    svc.supernets.clear()

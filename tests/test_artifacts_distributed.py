@@ -168,7 +168,7 @@ def _token(d: Deployment, name: str) -> str:
 def _spec(path: Path, **changes: Any) -> Path:
     doc: dict[str, Any] = {"name": "artifacts", "space": "mobilenetv3-small", "device": QUICK_DEVICE,
            "latency": {"mode": "measured", "resolution": 64, "target_ms": 0.5},
-           "strategy": {"name": "random"}, "budget": {"trials": 3}, "export_onnx": True,
+           "strategy": {"name": "random"}, "budget": {"trials": 2}, "export_onnx": True,
            "proxy": {"dataset": {"kind": "digits", "resolution": 32, "subset": 300},
                      "recipe": {"epochs": 1, "resolution": 32, "batch_size": 32, "threads": 1},
                      "pruner": {"name": "none"}}}

@@ -21,13 +21,15 @@ from nas.service.artifacts import list_artifacts, read_artifact
 
 from .search_helpers import tiny_spec
 
-# device -> (file the device times, its companions, runtime that loads it, int8)
+# device -> (file the device times, its companions, runtime that loads it, int8). Each device is a built-in
+# profile timed briefly (``tests/fixtures/devices``): the file deployed depends on the runtime and its options,
+# which they share, not on how long a timing takes.
 DEVICES = {
-    "cpu-litert-1t": ("best.tflite", [], "litert", False),
-    "cpu-litert-int8-1t": ("best.int8.tflite", [], "litert", True),
-    "cpu-openvino-1t": ("best.xml", ["best.bin"], "openvino", False),
-    "cpu-ort-int8-1t": ("best.int8.onnx", [], "onnxruntime", True),
-    "cpu-ort-1t": ("best.onnx", [], "onnxruntime", False),
+    "test-litert-quick": ("best.tflite", [], "litert", False),
+    "test-litert-int8-quick": ("best.int8.tflite", [], "litert", True),
+    "test-openvino-quick": ("best.xml", ["best.bin"], "openvino", False),
+    "test-ort-int8-quick": ("best.int8.onnx", [], "onnxruntime", True),
+    "test-ort-quick": ("best.onnx", [], "onnxruntime", False),
 }
 
 

@@ -2,10 +2,11 @@
 
 A NetAdapt search (whose proposals are sized with the device's lookup table, parts timed on demand) runs
 through real Celery workers on PostgreSQL and Redis: a search driver, a train worker and a latency worker
-for ``cpu-openvino-1t``, each in a folder of its own. ``nas worker`` lets a process time only the devices
-whose latency queue it serves (``NAS_TIMING_DEVICES``), so any timing in the driver or the train worker
-fails the search. Then ``nas best --deployable`` downloads the OpenVINO IR the search wrote with its
-provenance, and OpenVINO runs it with the trained PyTorch network's top-1.
+for ``test-openvino-quick`` (``cpu-openvino-1t`` timed briefly: ``tests/fixtures/devices``), each in a folder
+of its own. ``nas worker`` lets a process time only the devices whose latency queue it serves
+(``NAS_TIMING_DEVICES``), so any timing in the driver or the train worker fails the search. Then
+``nas best --deployable`` downloads the OpenVINO IR the search wrote with its provenance, and OpenVINO runs
+it with the trained PyTorch network's top-1.
 
 Redis DB 1 is this module's own: flushed before and after, nothing else.
 """
@@ -24,7 +25,7 @@ from .api_support import fresh_pg_database
 from .test_artifacts_distributed import Deployment, _auth, _spec, _token, start_deployment
 
 REDIS_URL = "redis://127.0.0.1:6379/1"
-DEVICE = "cpu-openvino-1t"
+DEVICE = "test-openvino-quick"
 WAIT = 1500.0
 
 

@@ -12,7 +12,10 @@ from nas.arch import parse_architecture
 from nas.search import StudyView, best_trial, pareto_trials, run_search, write_outputs
 from nas.spaces import load_space, membership_problems
 
+from .finished_search import FinishedSearch
 from .search_helpers import tiny_spec
+
+pytest_plugins = ["tests.finished_search"]  # finished_search: one real tiny NSGA-II search per session
 
 RECORDED = {"architecture", "arch_hash", "arch_string", "params", "macs", "accuracy", "latency_ms",
             "latency_source", "latency_p10_ms", "latency_p90_ms", "reward", "strategy", "device"}
@@ -59,19 +62,20 @@ def test_the_study_lives_in_the_given_database_for_the_optuna_dashboard(db: str,
 def test_evolution_children_differ_from_their_tournament_parent_in_one_choice(db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     spec = tiny_spec(name="evo", strategy={"name": "evolution", "options": {"population_size": 2,
                                                                             "tournament_size": 1}},
-                     budget={"trials": 4})
+                     budget={"trials": 3})
     ctx = run_search(spec, storage_url=db, run_dir=tmp_path)
     children = [t for t in ctx.study.trials if "evolution" in t.system_attrs]
-    assert len(children) == 2
+    assert len(children) == 1  # the population of 2, then a child
     for child in children:
         parent = ctx.study.trials[child.system_attrs["evolution"]["parent_trial"]]
         assert sum(parent.params[k] != child.params[k] for k in parent.params) == 1
 
 
-def test_pareto_search_returns_the_non_dominated_front(db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    spec = tiny_spec(name="pareto", reward={"kind": "pareto"}, strategy={"name": "nsga2"}, budget={"trials": 4})
-    ctx = run_search(spec, storage_url=db, run_dir=tmp_path)
-    assert len(ctx.study.directions) == 2
+def test_pareto_search_returns_the_non_dominated_front(finished_search: FinishedSearch) -> None:
+    """On the session's finished NSGA-II search (``tests/finished_search.py``), read back from its database."""
+    study = optuna.load_study(study_name=finished_search.study_name, storage=finished_search.database_url)
+    ctx = StudyView(study).as_context()
+    assert len(ctx.study.directions) == 2 and len(ctx.study.trials) == finished_search.trials
     front = pareto_trials(ctx)
     done = ctx.study.get_trials(states=(TrialState.COMPLETE,))
     for f in front:
@@ -207,13 +211,13 @@ def test_a_margin_outside_0_to_half_is_refused_naming_the_field() -> None:
 def test_netadapt_shrinks_one_layer_per_proposal_inherits_weights_and_ends_with_a_fine_tune(db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     spec = tiny_spec(name="netadapt", latency={"mode": "measured", "resolution": 128, "target_ms": 0.01},
                      strategy={"name": "netadapt", "options": {"seed": "mobilenetv3-small-0.75", "step": 0.02,
-                                                               "max_proposals": 3, "final_epochs": 2}},
-                     budget={"trials": 5})
+                                                               "max_proposals": 2, "final_epochs": 2}},
+                     budget={"trials": 4})
     ctx = run_search(spec, storage_url=db, run_dir=tmp_path)
     trials = ctx.study.trials
     kinds = [t.user_attrs["netadapt_kind"] for t in trials]
     assert kinds[0] == "seed" and kinds[-1] == "final" and set(kinds[1:-1]) == {"adapt"}
-    assert len(trials) == 5 and all(t.state is TrialState.COMPLETE for t in trials)
+    assert len(trials) == 4 and all(t.state is TrialState.COMPLETE for t in trials)
     seed = parse_architecture(trials[0].user_attrs["architecture"])
     first_iteration = [t for t in trials if t.user_attrs["netadapt_iteration"] == 0 and t.number > 0]
     for t in first_iteration:
@@ -235,8 +239,8 @@ def test_netadapt_resumes_when_the_driver_died_after_recording_a_result_but_befo
 
     spec = tiny_spec(name="netadapt-lost-tell", latency={"mode": "measured", "resolution": 128, "target_ms": 0.01},
                      strategy={"name": "netadapt", "options": {"seed": "mobilenetv3-small-0.75", "step": 0.02,
-                                                               "max_proposals": 2, "final_epochs": 1}},
-                     budget={"trials": 4})
+                                                               "max_proposals": 1, "final_epochs": 1}},
+                     budget={"trials": 3})
     original_tell = NetAdaptStrategy.tell
 
     def driver_dies(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -251,7 +255,7 @@ def test_netadapt_resumes_when_the_driver_died_after_recording_a_result_but_befo
     monkeypatch.setattr(NetAdaptStrategy, "tell", original_tell)
     ctx = run_search(spec, storage_url=db, run_dir=tmp_path)
     kinds = [t.user_attrs["netadapt_kind"] for t in ctx.study.trials]
-    assert kinds[0] == "seed" and kinds[-1] == "final" and "adapt" in kinds and len(kinds) == 4
+    assert kinds == ["seed", "adapt", "final"]
     assert ctx.study.user_attrs["netadapt_state"]["phase"] == "done"
 
 
@@ -303,7 +307,7 @@ def test_a_space_listing_several_resolutions_searches_over_them(db: str, tmp_pat
     """Resolution is a real dimension: each candidate is deployed (and timed) at its own, and proxy-trained
     at the recipe's size scaled the same way, so a smaller input costs accuracy as well as saving time."""
     spec = tiny_spec(name="res", space=_space_with_resolutions([48, 64]), latency={"resolution": None},
-                     budget={"trials": 6}, seed=3)
+                     budget={"trials": 2}, seed=3)  # seed 3: the random sampler picks 64, then 48
     ctx = run_search(spec, storage_url=db, run_dir=tmp_path)
     archs = [parse_architecture(t.user_attrs["architecture"])
              for t in ctx.study.get_trials(states=(TrialState.COMPLETE,))]
@@ -314,7 +318,7 @@ def test_a_space_listing_several_resolutions_searches_over_them(db: str, tmp_pat
 
 def test_a_spec_that_names_the_resolution_deploys_every_candidate_there(db: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     spec = tiny_spec(name="fixed", space=_space_with_resolutions([48, 64]), latency={"resolution": 48},
-                     budget={"trials": 3}, seed=3)
+                     budget={"trials": 2}, seed=3)  # the sampler's choices: 64, then 48
     ctx = run_search(spec, storage_url=db, run_dir=tmp_path)
     archs = [parse_architecture(t.user_attrs["architecture"])
              for t in ctx.study.get_trials(states=(TrialState.COMPLETE,))]
