@@ -169,7 +169,8 @@ def status_of(cluster: Cluster, search_id: str) -> dict[str, Any]:
     return dict(got.json())
 
 
-def in_training(cluster: Cluster, search_id: str) -> bool:
+def in_flight(cluster: Cluster, search_id: str) -> bool:
+    """A trial whose tasks were sent and whose outcome has not all come back."""
     try:
         study = cluster.study(search_id)
     except KeyError:
@@ -239,7 +240,7 @@ def test_a_train_worker_killed_mid_trial_loses_nothing_and_counts_nothing_twice(
     stop_training(cluster)
     cluster.start_worker("train-b", "-Q", "train")
     search_id = submit(cluster, write_spec(tmp_path / "k.yaml", "e2e-kill", trials=2, epochs=4))
-    wait_for(lambda: in_training(cluster, search_id) and f"nas.train[train-search-{search_id}" in worker_logs(
+    wait_for(lambda: in_flight(cluster, search_id) and f"nas.train[train-search-{search_id}" in worker_logs(
         cluster, "train-b"), 300, "train-b to take a trial's training")
     time.sleep(3)  # inside the training loop by now (start-up of a trial takes about a second)
     cluster.kill("train-b")
@@ -279,7 +280,7 @@ def test_cancelling_a_running_search_ends_its_trials_and_stops_their_training(cl
     if not any(n.startswith("train") for n in cluster.procs):
         cluster.start_worker("train-c2", "-Q", "train")
     search_id = submit(cluster, write_spec(tmp_path / "c.yaml", "e2e-cancel", trials=2, epochs=300))
-    wait_for(lambda: in_training(cluster, search_id) and "nas.train[train-search-" + search_id in worker_logs(
+    wait_for(lambda: in_flight(cluster, search_id) and "nas.train[train-search-" + search_id in worker_logs(
         cluster, "train"), 180, "a trial in training")
     time.sleep(3)  # inside its epochs by now
     cancelled = cluster.nas("cancel", search_id)
@@ -340,7 +341,7 @@ def test_one_driver_per_search_a_second_delivery_and_doctor_fix_leave_the_live_d
     stop_training(cluster)  # so the search stays running while its message is delivered again
     cluster.start_worker("search-2", "-Q", "search")
     search_id = submit(cluster, write_spec(tmp_path / "l.yaml", "e2e-lease", trials=2, epochs=1))
-    wait_for(lambda: in_training(cluster, search_id), 180, "the first driver to send its trials")
+    wait_for(lambda: in_flight(cluster, search_id), 180, "the first driver to send its trials")
     first = status_of(cluster, search_id)
     assert first["attempts"] == 1
     # The same message again (as Redis redelivers it after the visibility timeout), then the doctor's resend.

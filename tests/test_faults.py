@@ -30,7 +30,7 @@ from optuna.trial import TrialState
 
 from .api_support import REPO, free_port
 from .search_helpers import best_within_target
-from .test_distributed import Cluster, assert_every_trial_once, wait_for, write_spec
+from .test_distributed import Cluster, assert_every_trial_once, in_flight, wait_for, write_spec
 
 VISIBILITY = 6  # broker visibility timeout, and how long a driver waits for an outcome before re-sending
 REDIS_DB = 11
@@ -237,16 +237,6 @@ def cluster(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Itera
         from nas.storage import engine_for
 
         engine_for(servers.database_url).dispose()
-
-
-def in_flight(cluster: Cluster, search_id: str) -> bool:
-    """A trial whose tasks were sent and whose outcome has not all come back."""
-    try:
-        study = cluster.study(search_id)
-    except KeyError:
-        return False
-    return any(t.state is TrialState.RUNNING and "task" in t.user_attrs and "outcome.train" not in t.user_attrs
-               for t in study.trials)
 
 
 def assert_stored_once_and_best_unchanged(cluster: FaultCluster, search_id: str, budget: int) -> None:
