@@ -20,11 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import os
 import random
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -67,23 +69,38 @@ def winner(ctx: Any) -> dict[str, Any]:
             "latency_source": a.get("latency_source"), "target_ms": ctx.target_ms, "trials": len(done)}
 
 
+def one_search(args: argparse.Namespace, device: str, seed: int, db: str) -> dict[str, Any]:
+    """One device's search for one seed (in a worker process when ``--jobs`` > 1)."""
+    logging.basicConfig(level=logging.WARNING)
+    start = time.perf_counter()
+    ctx = run_search(search_spec(args, device, seed), storage_url=db, run_dir=args.out / "runs" / f"{device}/s{seed}")
+    return {**winner(ctx), "device": device, "seed": seed, "seconds": round(time.perf_counter() - start, 1),
+            "load_average_after": os.getloadavg()}
+
+
 def run_searches(args: argparse.Namespace, state: dict[str, Any], save: Any) -> None:
+    """Every (seed, device) search not in the state yet; ``--jobs`` of them at a time in separate processes
+    (training is the cost and is device-independent; give ``--db`` a PostgreSQL URL for concurrent writers)."""
     db = args.db or f"sqlite:///{args.out / 'searches.db'}"
     os.environ["NAS_DATABASE_URL"] = db  # tables, T and trials share one cache
     from nas.settings import get_settings
 
     get_settings.cache_clear()
-    for seed in args.seed_list:
-        for device in args.device_list:
-            key = f"{device}/s{seed}"
-            if key in state["searches"]:
-                continue
-            start = time.perf_counter()
-            ctx = run_search(search_spec(args, device, seed), storage_url=db, run_dir=args.out / "runs" / key)
-            state["searches"][key] = {**winner(ctx), "device": device, "seed": seed,
-                                      "seconds": round(time.perf_counter() - start, 1)}
-            print(f"{key}: {state['searches'][key]}", flush=True)
-            save()
+    todo = [(d, s) for s in args.seed_list for d in args.device_list if f"{d}/s{s}" not in state["searches"]]
+
+    def record(row: dict[str, Any]) -> None:
+        key = f"{row['device']}/s{row['seed']}"
+        state["searches"][key] = row
+        print(f"{key}: {row}", flush=True)
+        save()
+
+    if args.jobs <= 1:
+        for device, seed in todo:
+            record(one_search(args, device, seed, db))
+        return
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for future in as_completed([pool.submit(one_search, args, d, s, db) for d, s in todo]):
+            record(future.result())
 
 
 def networks(state: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -133,18 +150,24 @@ def final_pass(args: argparse.Namespace, state: dict[str, Any], save: Any) -> No
     save()
 
 
-def retrain(args: argparse.Namespace, state: dict[str, Any], save: Any) -> None:
+def retrained_accuracies(args: argparse.Namespace, arch_string: str, seed: int) -> list[float]:
+    """The winner trained again with ``--retrain`` other seeds (as search_vs_reference.retrain)."""
     data = load_dataset(dataset_spec(args.dataset, args.subset))
-    for key, row in state["searches"].items():
-        if "retrained" in row:
-            continue
-        arch = from_string(row["arch"])
-        recipe = TrainRecipe(epochs=args.epochs, resolution=32, seed=row["seed"], threads=args.threads)
-        seeds = [row["seed"] * 1000 + 1 + k for k in range(args.retrain)]  # as search_vs_reference.retrain
-        row["retrained"] = [train_and_evaluate(arch, data, recipe.model_copy(update={"seed": s})).accuracy
-                            for s in seeds]
-        print(f"{key}: retrained {row['retrained']}", flush=True)
-        save()
+    recipe = TrainRecipe(epochs=args.epochs, resolution=32, seed=seed, threads=args.threads)
+    seeds = [seed * 1000 + 1 + k for k in range(args.retrain)]
+    return [train_and_evaluate(from_string(arch_string), data, recipe.model_copy(update={"seed": s})).accuracy
+            for s in seeds]
+
+
+def retrain(args: argparse.Namespace, state: dict[str, Any], save: Any) -> None:
+    todo = {key: row for key, row in state["searches"].items() if "retrained" not in row}
+    with ProcessPoolExecutor(max(1, args.jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(retrained_accuracies, args, row["arch"], row["seed"]): key for key, row in todo.items()}
+        for future in as_completed(futures):
+            key = futures[future]
+            state["searches"][key]["retrained"] = future.result()
+            print(f"{key}: retrained {state['searches'][key]['retrained']}", flush=True)
+            save()
 
 
 def verdicts(state: dict[str, Any], devices: list[str]) -> list[dict[str, Any]]:
@@ -257,6 +280,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--jobs", type=int, default=1, help="searches (and retrainings) run at once, one process each")
+    parser.add_argument("--no-final-pass", action="store_true",
+                        help="stop after the searches and retraining (run the timing pass later, on a quiet host)")
     parser.add_argument("--render", action="store_true", help="only print the tables and draw the heatmap")
     args = parser.parse_args()
     args.device_list = args.devices.split(",")
@@ -276,6 +302,8 @@ def main() -> None:
         logging.basicConfig(level=logging.WARNING)
         run_searches(args, state, save)
         retrain(args, state, save)
+        if args.no_final_pass:
+            return
         final_pass(args, state, save)
     render(state, args, console)
 

@@ -241,15 +241,20 @@ def put_calibration(url: str, profile: str, fingerprint: str, scope: str, resolu
 _CANARY_REFS: dict[tuple[str, str, str], float] = {}  # a reference never changes once stored
 
 
+def stored_canary_reference(url: str, profile: str, fingerprint: str) -> float | None:
+    """The reference canary median of this profile and fingerprint, or None before any was recorded."""
+    with session_scope(ensure_tables(url)) as s:
+        row = s.scalars(select(LatencyCanaryRow).filter_by(profile=profile, fingerprint=fingerprint)).first()
+        return row.median_ms if row else None
+
+
 def canary_reference(url: str, profile: str, fingerprint: str, candidate_ms: float) -> float:
     """The stored reference canary median, storing ``candidate_ms`` if there is none yet. Two processes
     racing to store one: the loser's insert fails on the unique constraint and it reads the winner's."""
     from sqlalchemy.exc import IntegrityError
 
     def stored() -> float | None:
-        with session_scope(ensure_tables(url)) as s:
-            row = s.scalars(select(LatencyCanaryRow).filter_by(profile=profile, fingerprint=fingerprint)).first()
-            return row.median_ms if row else None
+        return stored_canary_reference(url, profile, fingerprint)
 
     found = _CANARY_REFS.get((url, profile, fingerprint)) or stored()
     if found is not None:
