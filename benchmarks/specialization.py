@@ -26,6 +26,7 @@ import random
 import statistics
 import tempfile
 import time
+import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -98,9 +99,17 @@ def run_searches(args: argparse.Namespace, state: dict[str, Any], save: Any) -> 
         for device, seed in todo:
             record(one_search(args, device, seed, db))
         return
+    failed = []
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for future in as_completed([pool.submit(one_search, args, d, s, db) for d, s in todo]):
-            record(future.result())
+        futures = {pool.submit(one_search, args, d, s, db): f"{d}/s{s}" for d, s in todo}
+        for future in as_completed(futures):
+            try:
+                record(future.result())
+            except Exception:  # the others go on and are kept; this one is re-run by the next invocation
+                failed.append(futures[future])
+                print(f"{futures[future]} failed:\n{traceback.format_exc()}", flush=True)
+    if failed:
+        raise SystemExit(f"searches failed (run again to retry them): {', '.join(failed)}")
 
 
 def networks(state: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:

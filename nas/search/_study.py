@@ -28,12 +28,13 @@ def rdb_storage(url: str) -> optuna.storages.RDBStorage:
     connections before the garbage collector closed the old pools."""
     import optuna
 
-    from nas.storage import forget_after_fork
+    from nas.storage import forget_after_fork, schema_lock
 
     kwargs: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
     if url.startswith("sqlite"):
         kwargs = {"connect_args": {"timeout": 60}}
-    storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    with schema_lock(url):  # its first use of a database creates Optuna's tables
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
     forget_after_fork(storage.engine, rdb_storage.cache_clear)
     return storage
 

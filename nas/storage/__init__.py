@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from nas.storage._db import Base, create_tables, engine_for, forget_after_fork, read, session_scope
+from nas.storage._db import Base, create_tables, engine_for, forget_after_fork, read, schema_lock, session_scope
 
-__all__ = ["Base", "create_tables", "engine_for", "forget_after_fork", "read", "session_scope"]
+__all__ = ["Base", "create_tables", "engine_for", "forget_after_fork", "read", "schema_lock", "session_scope"]

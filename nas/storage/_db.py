@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session
 
@@ -69,7 +70,39 @@ os.register_at_fork(after_in_child=_forget_engines_after_fork)
 
 
 def create_tables(url: str) -> None:
-    Base.metadata.create_all(engine_for(url))
+    with schema_lock(url):
+        Base.metadata.create_all(engine_for(url))
+
+
+_SCHEMA_LOCK_KEY = 0x6E6173  # "nas": one advisory lock for every schema this project creates lazily
+
+
+@contextmanager
+def schema_lock(url: str) -> Iterator[None]:
+    """Creating tables is not atomic: processes that first use a fresh database at the same moment (two
+    searches starting on a new deployment, each creating Optuna's tables) failed all but one with
+    "duplicate key value violates unique constraint pg_type_typname_nsp_index". So lazy schema creation
+    runs one process at a time: a PostgreSQL advisory lock, or a file lock beside a SQLite file."""
+    if url.startswith("postgresql"):
+        with engine_for(url).connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+        return
+    path = make_url(url).database if url.startswith("sqlite") else None
+    if not path or path == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{path}.schema-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @lru_cache(maxsize=16)
