@@ -63,6 +63,8 @@ def main() -> None:
                              "(--random random subnets on the labels: SPOS).")
     parser.add_argument("--dense-epochs", type=int, default=0,
                         help="Epochs after the largest's with every 1x1 group count dense (progressive shrinking).")
+    parser.add_argument("--group-distill", type=float, default=0.0,
+                        help="Weight of the feature-level distillation of grouped paths towards the dense path.")
     parser.add_argument("--standalone-only", action="store_true",
                         help="Only proxy-train the subnets stand-alone (a later run reuses them with --reuse).")
     parser.add_argument("--oneshot-only", action="store_true",
@@ -99,7 +101,7 @@ def main() -> None:
                    "threads": args.threads},
         "sandwich": {"random": args.random, "smallest_groups": args.smallest_groups, "rule": args.rule},
         "largest_epochs": max(1, args.epochs // 8), "dense_epochs": args.dense_epochs, "eval_every": 5,
-        "group_weights": args.group_weights})
+        "group_weights": args.group_weights, "group_distill": args.group_distill})
     record: dict[str, Any] = {
         "benchmark": "supernet rank fidelity", "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads,

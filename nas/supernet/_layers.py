@@ -6,7 +6,8 @@ a static network of ``nas.builder``. Grouped 1x1 convs use the block diagonal of
 the rows and columns given as channel indices when a block's channels are not a prefix (``_groups``).
 The depthwise kernel is elastic as in once-for-all: a k x k kernel is the centre of the next larger one
 passed through a learned (k*k x k*k) transformation, identity at initialisation and shared by the channels.
-BatchNorm eps and momentum are read from ``nas.blocks`` so the supernet and the builder never disagree.
+BatchNorm layers are built with ``nas.blocks``' settings; the supernet then gives them its space's eps and
+momentum (``nas.builder.apply_batchnorm``), as the builder does for every extracted subnet.
 """
 
 from __future__ import annotations

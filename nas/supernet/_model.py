@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from nas.arch import Architecture, Block, BlockType
-from nas.builder import init_weights
+from nas.builder import apply_batchnorm, init_weights
 from nas.errors import ArchitectureError, SpaceError
 from nas.supernet._groups import after_shuffle, expanded_channels, stream_channels
 from nas.supernet._layers import (
@@ -101,7 +101,22 @@ class SuperBlock(nn.Module):
         ids = expanded_channels(block.mid, block.groups, self.path(block.groups).dw.in_channels, device)
         return BlockChannels(stream_in, ids, after_shuffle(ids, block.groups), stream_out)
 
-    def forward_sub(self, x: torch.Tensor, block: Block) -> torch.Tensor:
+    def forward_sub(self, x: torch.Tensor, block: Block,
+                    distill: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """``block``'s output; with ``distill`` (training), a grouped path also appends the mean squared
+        distance of its output to the dense path's on the same input (detached): the feature-level
+        distillation that keeps every path's output in the dense path's channel basis, so that any block
+        can follow any other (``group_distill`` in the supernet spec)."""
+        h = self._branch(x, block)
+        dense = self.groups[0]
+        if distill is not None and block.groups != dense:
+            with torch.no_grad():
+                target = self._branch(x, block.model_copy(update={"groups": dense}))
+            distill.append(F.mse_loss(h, target))
+        return x + h if block.stride == 1 and int(x.shape[1]) == block.out else h
+
+    def _branch(self, x: torch.Tensor, block: Block) -> torch.Tensor:
+        """The block's layers without its residual connection."""
         cin, act, g = int(x.shape[1]), act_module(block.activation), block.groups
         p = self.path(g)
         ch = self.channels(block, cin, x.device)
@@ -116,9 +131,8 @@ class SuperBlock(nn.Module):
             h = p.se(h, ch.expanded)
         if g > 1 and block.mid != cin:
             h = shuffle(h, g)
-        h = p.project_bn(p.project.forward_sub(h, block.out, g, rows=ch.stream_out, cols=ch.shuffled),
-                         ch.stream_out)
-        return x + h if block.stride == 1 and cin == block.out else h
+        return p.project_bn(p.project.forward_sub(h, block.out, g, rows=ch.stream_out, cols=ch.shuffled),
+                            ch.stream_out)
 
 
 class Supernet(nn.Module):
@@ -160,6 +174,7 @@ class Supernet(nn.Module):
         self.classifier = ElasticLinear(hd.hidden or width, num_classes)
         self.dropout = hd.dropout
         init_weights(self)
+        apply_batchnorm(self, big.bn)  # the space's eps and momentum, as every extracted subnet has them
 
     def positions(self) -> list[list[SuperBlock]]:
         """The block positions, stage by stage (typed view of ``self.stages``)."""
@@ -193,7 +208,8 @@ class Supernet(nn.Module):
         """Supernet channel of each position of a ``k``-channel tensor between blocks (``_groups``)."""
         return stream_channels(k, self.layout, device)
 
-    def features(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
+    def features(self, x: torch.Tensor, arch: Architecture,
+                 distill: list[torch.Tensor] | None = None) -> torch.Tensor:
         st = arch.stem
         ids = self.stream(st.channels, x.device)
         x = act_module(st.activation)(self.stem_bn(self.stem.forward_sub(x, st.channels, rows=ids), ids))
@@ -201,7 +217,7 @@ class Supernet(nn.Module):
             x = self.stem_pool(x)
         for stage, blocks in zip(arch.stages, self.positions(), strict=True):
             for block, sup in zip(stage, blocks, strict=False):
-                x = sup.forward_sub(x, block)
+                x = sup.forward_sub(x, block, distill)
         hd = arch.head
         if hd.channels:
             assert self.head_conv is not None and self.head_bn is not None
@@ -209,10 +225,12 @@ class Supernet(nn.Module):
                 self.head_conv.forward_sub(x, hd.channels, cols=self.stream(int(x.shape[1]), x.device))))
         return x
 
-    def forward(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
-        """Logits of subnet ``arch`` (checked with :meth:`check` first: a wrong document fails clearly)."""
+    def forward(self, x: torch.Tensor, arch: Architecture, *,
+                distill: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Logits of subnet ``arch`` (checked with :meth:`check` first: a wrong document fails clearly);
+        ``distill`` collects each grouped block's distance to its dense path (:meth:`SuperBlock.forward_sub`)."""
         self.check(arch)
-        x = F.adaptive_avg_pool2d(self.features(x, arch), 1).flatten(1)
+        x = F.adaptive_avg_pool2d(self.features(x, arch, distill), 1).flatten(1)
         hd = arch.head
         cols = None if hd.channels else self.stream(int(x.shape[1]), x.device)  # no head conv: stream order
         if hd.hidden:

@@ -53,6 +53,12 @@ class SupernetSpec(BaseModel):
     group_weights: Literal["separate", "shared"] = Field(default="separate", description=(
         "separate: each 1x1 group count of a block has its own weights; shared: one set of weights serves "
         "every group count (grouped convs take the block diagonal of the dense weights)."))
+    group_distill: float = Field(default=0.0, ge=0.0, le=100.0, description=(
+        "Weight of feature-level distillation between a block's paths: every grouped 1x1 path of a trained "
+        "subnet also learns to reproduce, on its own input, the output of the block's dense path (mean "
+        "squared distance over the grouped blocks, added to the subnet's loss). It keeps every path's output "
+        "in one channel basis, so subnets drawing a group count per block inherit usable weights "
+        "(docs/supernet-measurements.md); 0: off."))
     eval_every: int = Field(default=1, ge=0, le=1000, description="Validate largest/smallest every N epochs; 0: end.")
 
     @property
@@ -60,7 +66,7 @@ class SupernetSpec(BaseModel):
         """What a checkpoint must match to be resumed (name and evaluation cadence left out)."""
         body = self.model_dump(mode="json", exclude={"name", "eval_every"})
         for part, key, default in (("sandwich", "smallest_groups", "most"), ("sandwich", "rule", "sandwich"),
-                                   (None, "dense_epochs", 0)):
+                                   (None, "dense_epochs", 0), (None, "group_distill", 0.0)):
             holder = body[part] if part else body
             if holder[key] == default:  # defaults: fingerprints from before the option existed still match
                 del holder[key]

@@ -1,4 +1,5 @@
-"""Training a supernet with the sandwich rule and in-place distillation; checkpointed and resumable.
+"""Training a supernet with the sandwich rule and in-place distillation (and, with ``group_distill``, each grouped
+path distilled towards its block's dense path); checkpointed and resumable.
 
 Everything random is a function of (seed, epoch, step): the batch order of epoch e, the random subnets of
 step t and dropout's generator. So a checkpoint taken after any step resumes exactly where it stopped, and
@@ -156,7 +157,8 @@ def train_supernet(spec: SupernetSpec, out_dir: Path, *, fresh: bool = False,
                     soft: torch.Tensor | None = None  # the sandwich's first (largest) subnet teaches the rest
                     total_loss = 0.0
                     for arch in nets:
-                        logits = net(x, arch)
+                        distill: list[torch.Tensor] | None = [] if spec.group_distill and phase != "largest" else None
+                        logits = net(x, arch, distill=distill)
                         if soft is None:
                             loss = F.cross_entropy(logits, y, label_smoothing=r.label_smoothing)
                             if phase.startswith("sandwich"):
@@ -164,6 +166,8 @@ def train_supernet(spec: SupernetSpec, out_dir: Path, *, fresh: bool = False,
                         else:
                             loss = kd_loss(logits, soft, y, alpha=sw.alpha, temperature=sw.temperature,
                                            label_smoothing=r.label_smoothing)
+                        if distill:
+                            loss = loss + spec.group_distill * torch.stack(distill).mean()
                         loss.backward()
                         total_loss += float(loss.detach())
                     if not all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None):
