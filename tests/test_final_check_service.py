@@ -84,7 +84,10 @@ def test_a_predicted_search_in_the_service_refits_and_confirms_on_the_latency_wo
 
     url, env, base, token = service["url"], service["env"], service["base"], service["token"]
     monkeypatch.setenv("NAS_DEVICES_DIR", env["NAS_DEVICES_DIR"])  # the quick profile, as the workers see it
-    _store(url, DEVICE, fingerprint(load_profile(DEVICE)), Calibration(0.5, 0.0, SPACE, RES, []))
+    # A calibration far off (about 4x under here): the refits must pull the predictions to the measurements.
+    # At 0.5 it was near enough that on a loaded machine the refitted error (0.167) came out above the
+    # planted one (0.157) although quiet runs improve 23% -> 10%.
+    _store(url, DEVICE, fingerprint(load_profile(DEVICE)), Calibration(0.2, 0.0, SPACE, RES, []))
     spec = {"name": "final-service", "space": SPACE, "device": DEVICE,
             "latency": {"mode": "predicted", "resolution": RES, "target_reference": "mobilenetv3-small-1.0",
                         "confirm": 2, "recalibrate_every": 2},
@@ -106,7 +109,7 @@ def test_a_predicted_search_in_the_service_refits_and_confirms_on_the_latency_wo
     assert len(refitted["networks"]) == 4 and len(refitted["refits"]) == 2, refitted  # 2 refits, top 2 each
     assert _mean_error(refitted["networks"], "repredicted_ms") < _mean_error(refitted["networks"], "predicted_ms")
     cal = LatencyPredictor.from_database(DEVICE, database_url=url).calibration_for(SPACE, RES)
-    assert cal.slope != 0.5 and len(cal.points) >= 2, "the latency worker stored the refitted calibration"
+    assert cal.slope != 0.2 and len(cal.points) >= 2, "the latency worker stored the refitted calibration"
     # Each pass's outcome is on the study under its own key: written only by the latency worker's task.
     passes = [k for k in attrs if k.startswith("outcome.confirm.")]
     assert any(k.startswith("outcome.confirm.calibration.") for k in passes)
