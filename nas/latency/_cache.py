@@ -253,10 +253,7 @@ def canary_reference(url: str, profile: str, fingerprint: str, candidate_ms: flo
     racing to store one: the loser's insert fails on the unique constraint and it reads the winner's."""
     from sqlalchemy.exc import IntegrityError
 
-    def stored() -> float | None:
-        return stored_canary_reference(url, profile, fingerprint)
-
-    found = _CANARY_REFS.get((url, profile, fingerprint)) or stored()
+    found = _CANARY_REFS.get((url, profile, fingerprint)) or stored_canary_reference(url, profile, fingerprint)
     if found is not None:
         _CANARY_REFS[(url, profile, fingerprint)] = found
         return found
@@ -265,7 +262,7 @@ def canary_reference(url: str, profile: str, fingerprint: str, candidate_ms: flo
             s.add(LatencyCanaryRow(profile=profile, fingerprint=fingerprint, median_ms=candidate_ms))
     except IntegrityError:
         pass
-    found = stored()
+    found = stored_canary_reference(url, profile, fingerprint)
     return found if found is not None else candidate_ms
 
 
