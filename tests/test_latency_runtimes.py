@@ -74,17 +74,30 @@ def test_openvino_and_ort_int8_time_lookup_table_parts_too(runtime: str) -> None
     assert all(not isinstance(r, str) and r.median_ms > 0 for r in run.results), run.results
 
 
-def test_the_artifact_cache_keeps_only_the_most_recently_used_files(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_artifact_cache_keeps_the_most_recently_used_files_within_its_size_budget(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from nas.latency._artifacts import _prune
 
-    monkeypatch.setenv("NAS_ARTIFACT_CACHE_FILES", "2")
+    monkeypatch.setenv("NAS_ARTIFACT_CACHE_MB", str(3 / 2**20))  # 3 bytes
     for age, name in enumerate(["new.tflite", "mid.xml", "old.onnx", "older.onnx"]):
         (tmp_path / name).write_bytes(b"x")
         os.utime(tmp_path / name, (1e9 - age, 1e9 - age))
-    (tmp_path / "mid.bin").write_bytes(b"w")
+    (tmp_path / "mid.bin").write_bytes(b"w")  # counts with its .xml: new + mid fill the 3 bytes
     _prune(tmp_path, keep=tmp_path / "older.onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mid.bin", "mid.xml", "new.tflite", "older.onnx"]
+
+
+def test_the_artifact_cache_holds_a_hundred_networks_so_validate_does_not_convert_them_twice(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``nas latency validate --n 100`` times each file in the project's process, then in a plain loop;
+    with a cap of 32 files the first 68 were converted again (LiteRT: 10-15 s each)."""
+    from nas.latency._artifacts import _prune
+
+    monkeypatch.delenv("NAS_ARTIFACT_CACHE_MB", raising=False)
+    for i in range(140):
+        (tmp_path / f"net{i}.tflite").write_bytes(b"x" * 10_000)  # the default budget is in MB
+        _prune(tmp_path, keep=tmp_path / f"net{i}.tflite")
+    assert len(list(tmp_path.iterdir())) == 140
 
 
 @pytest.mark.parametrize("runtime", ["openvino", "onnxruntime-int8"])

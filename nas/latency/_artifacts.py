@@ -99,18 +99,24 @@ def network_artifact(spec: dict[str, Any], fmt: str, *, int8: bool = False, batc
 
 
 def _prune(directory: Path, keep: Path) -> None:
-    """Keep the ``NAS_ARTIFACT_CACHE_FILES`` (default 32) most recently used artifacts: a search measures
-    thousands of networks, each file up to tens of MB, and only the canary is reused often."""
-    limit = int(os.environ.get("NAS_ARTIFACT_CACHE_FILES", "32"))
-    used: list[tuple[float, Path]] = []
+    """Keep the most recently used artifacts up to ``NAS_ARTIFACT_CACHE_MB`` (default 2048) in all. The
+    budget is in bytes, not files: a search measures thousands of networks, each file up to tens of MB,
+    yet ``nas latency validate --n 100`` times a hundred files twice (project, then plain loop), and a
+    budget of a few dozen files made it convert every LiteRT network again (10-15 s each)."""
+    budget = float(os.environ.get("NAS_ARTIFACT_CACHE_MB", "2048")) * 2**20
+    used: list[tuple[float, int, Path]] = []
     for path in directory.iterdir():
         if path.suffix != ".bin" and not path.name.startswith("."):
             try:
-                used.append((path.stat().st_mtime, path))
+                size = path.stat().st_size + (path.with_suffix(".bin").stat().st_size
+                                              if path.suffix == ".xml" and path.with_suffix(".bin").exists() else 0)
+                used.append((path.stat().st_mtime, size, path))
             except FileNotFoundError:  # pruned by a concurrent process
                 continue
-    for _, old in sorted(used, reverse=True)[limit:]:
-        if old != keep:
+    total = 0
+    for _, size, old in sorted(used, reverse=True):
+        total += size
+        if total > budget and old != keep:
             old.unlink(missing_ok=True)
             if old.suffix == ".xml":
                 old.with_suffix(".bin").unlink(missing_ok=True)
