@@ -85,18 +85,21 @@ def fit(path: str) -> None:
         rel = x[held] @ _fit(x[~held], y[~held]) / y[held] - 1
         loo = np.array([x[i] @ _fit(x[np.arange(len(y)) != i], y[np.arange(len(y)) != i]) / y[i] - 1
                         for i in range(len(y))])
+        rms = math.sqrt((loo ** 2).mean())
         print(f"{label:40s} fitted on calibration, held-out vs project: +-10% {np.mean(abs(rel) <= .1):.2f} | "
-              f"leave-one-out over {len(y)}: +-10% {np.mean(abs(loo) <= .1):.2f}, rms {math.sqrt((loo ** 2).mean()):.3f}")
+              f"leave-one-out over {len(y)}: +-10% {np.mean(abs(loo) <= .1):.2f}, rms {rms:.3f}")
     ordered = sorted((n for n in nets if n["held_out"]), key=lambda n: n["order"])
     half = len(ordered) // 2  # fitted on the calibration networks + the first k held-out, scored on the rest
     test = ordered[half:]
     base = [n for n in nets if not n["held_out"]]
     for k in sorted({0, half * 2 // 5, half * 4 // 5, half}):
         train = base + ordered[:k]
-        x = np.array([[po.features(parse_architecture(n["architecture"]), 224)[f] for f in po.FEATURES] for n in train])
-        coef = _fit(x, np.array([n["median_ms"] for n in train]))
-        pred = np.array([np.array([po.features(parse_architecture(n["architecture"]), 224)[f] for f in po.FEATURES]) @ coef
-                         for n in test])
+        def row(n):  # type: ignore[no-untyped-def]
+            feats = po.features(parse_architecture(n["architecture"]), 224)
+            return [feats[f] for f in po.FEATURES]
+
+        coef = _fit(np.array([row(n) for n in train]), np.array([n["median_ms"] for n in train]))
+        pred = np.array([row(n) for n in test]) @ coef
         plain = np.array([n["plain_ms"] for n in test])
         print(f"fitted on {len(train):3d} networks, last {len(test)} held-out vs plain loop: +-10% "
               f"{np.mean(abs(pred / plain - 1) <= .1):.2f}, tau {kendalltau(pred, plain)[0]:.3f}")
