@@ -67,6 +67,17 @@ def test_each_runtime_measures_a_converted_network_in_a_fresh_process(runtime: s
     assert any(n.endswith(suffix[runtime]) and ("int8" in n) == runtime.endswith("int8") for n in cached)
 
 
+@pytest.mark.parametrize("value", ["2GB", "-1", "nan"])
+def test_a_bad_cache_budget_is_an_error_naming_the_variable(value: str, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from nas.errors import LatencyError
+    from nas.latency._artifacts import _prune
+
+    monkeypatch.setenv("NAS_ARTIFACT_CACHE_MB", value)
+    with pytest.raises(LatencyError, match="NAS_ARTIFACT_CACHE_MB: expected a size in megabytes"):
+        _prune(tmp_path, keep=tmp_path / "x.onnx")
+
+
 @pytest.mark.parametrize("runtime", ["openvino", "onnxruntime-int8"])
 def test_openvino_and_ort_int8_time_lookup_table_parts_too(runtime: str) -> None:
     parts = network_parts(tiny_network(64))

@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nas.errors import LatencyError
+
 if TYPE_CHECKING:
     from nas.latency._profiles import DeviceProfile
 
@@ -98,12 +100,23 @@ def network_artifact(spec: dict[str, Any], fmt: str, *, int8: bool = False, batc
     return final
 
 
+def _budget_bytes() -> float:
+    raw = os.environ.get("NAS_ARTIFACT_CACHE_MB", "2048")
+    try:
+        megabytes = float(raw)
+    except ValueError:
+        megabytes = -1.0
+    if not megabytes >= 0:
+        raise LatencyError(f"NAS_ARTIFACT_CACHE_MB: expected a size in megabytes (e.g. 2048), got {raw!r}")
+    return megabytes * 2**20
+
+
 def _prune(directory: Path, keep: Path) -> None:
     """Keep the most recently used artifacts up to ``NAS_ARTIFACT_CACHE_MB`` (default 2048) in all. The
     budget is in bytes, not files: a search measures thousands of networks, each file up to tens of MB,
     yet ``nas latency validate --n 100`` times a hundred files twice (project, then plain loop), and a
     budget of a few dozen files made it convert every LiteRT network again (10-15 s each)."""
-    budget = float(os.environ.get("NAS_ARTIFACT_CACHE_MB", "2048")) * 2**20
+    budget = _budget_bytes()
     used: list[tuple[float, int, Path]] = []
     for path in directory.iterdir():
         if path.suffix != ".bin" and not path.name.startswith("."):
