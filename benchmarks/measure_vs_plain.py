@@ -40,8 +40,14 @@ def _run(cmd: list[str], env: dict[str, str]) -> str:
 
 def export(network: str, device: str, directory: Path, env: dict[str, str]) -> Path:
     """The device's deployed file, written by the CLI (OpenVINO: the .xml beside its .bin)."""
-    suffix = {"cpu-litert-1t": ".tflite", "cpu-litert-int8-1t": ".tflite", "cpu-openvino-1t": ".xml"}
-    path = directory / f"{device}{suffix.get(device, '.onnx')}"
+    from nas.export import SUFFIX
+    from nas.latency._artifacts import deployed_format
+    from nas.latency._profiles import load_profile
+
+    fmt = deployed_format(load_profile(device))
+    if fmt is None:
+        raise SystemExit(f"{device} runs PyTorch modules: no deployed file to time in a plain loop")
+    path = directory / f"{device}{SUFFIX[fmt[0]]}"
     _run([NAS, "arch", "export", network, "--device", device, "-o", str(path)], env)
     return path
 

@@ -120,12 +120,13 @@ def _prune(directory: Path, keep: Path) -> None:
     used: list[tuple[float, int, Path]] = []
     for path in directory.iterdir():
         if path.suffix != ".bin" and not path.name.startswith("."):
+            weights = path.with_suffix(".bin") if path.suffix == ".xml" else None  # OpenVINO's .bin
             try:
-                size = path.stat().st_size + (path.with_suffix(".bin").stat().st_size
-                                              if path.suffix == ".xml" and path.with_suffix(".bin").exists() else 0)
-                used.append((path.stat().st_mtime, size, path))
+                st = path.stat()
+                extra = weights.stat().st_size if weights is not None and weights.exists() else 0
             except FileNotFoundError:  # pruned by a concurrent process
                 continue
+            used.append((st.st_mtime, st.st_size + extra, path))
     total = 0
     for _, size, old in sorted(used, reverse=True):
         total += size
