@@ -172,13 +172,14 @@ def _hash(architecture: str) -> str:
 def rescore(result: dict[str, Any]) -> dict[str, Any]:
     """The same measurements, predicted by the ``ops`` fit of the current code (``--rescore``)."""
     from nas.arch import parse_architecture
-    from nas.latency._pred_ops import features, fit
+    from nas.latency._pred_ops import feature_names, features, fit
+    from nas.latency._profiles import load_profile
     from nas.spaces import load_space
 
     res, space = result["resolution"], load_space(result["space"])
     points = [(features(parse_architecture(json.loads(m["architecture"])), res), m["median_ms"])
               for m in result["calibration_measurements"] if m["resolution"] == res]
-    fitted = fit(space.name, res, points)
+    fitted = fit(space.name, res, points, feature_names(load_profile(result["device"])))
     rows = [{**r, "predicted_ms": fitted.apply(features(space.sample(seed=r["seed"]).with_(resolution=res), res))}
             for r in result["rows"]]
     return {**result, "rows": rows, "summary": summarise(rows), "rescored": True}

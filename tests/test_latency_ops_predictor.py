@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from nas.arch import BlockType, load_architecture
 from nas.cost import estimate
 from nas.latency import load_profile
-from nas.latency._pred_ops import FEATURES, features, fit
+from nas.latency._pred_ops import FEATURES, RUNTIME_FEATURES, feature_names, features, fit
 from nas.latency._predictors import approach_names, load_predictor
 from nas.spaces import load_space
 from tests.latency_support import QUICK_PROFILE_YAML
@@ -25,7 +26,7 @@ def test_operator_counts_hold_every_mac_of_the_cost_model(space: str) -> None:
     for seed in range(20):
         arch = sp.sample(seed=seed)
         f = features(arch)
-        assert sum(v for k, v in f.items() if k.endswith("_macs")) == estimate(arch).total.macs, seed
+        assert sum(f[k] for k in FEATURES if k.endswith("_macs")) == estimate(arch).total.macs, seed
 
 
 def test_kernel_size_and_se_land_in_their_own_counts() -> None:
@@ -41,11 +42,59 @@ def test_the_fit_recovers_operator_costs_that_generated_the_latencies() -> None:
     truth = {k: 0.0 for k in FEATURES} | {"call": 0.05, "ops": 0.002, "pw_macs": 2e-8, "gpw4_macs": 5e-8,
                                          "dw3_macs": 1e-7, "dw7_macs": 3e-7, "move_elems": 4e-7, "weights": 0.1}
     nets = [sp.sample(seed=s).with_(resolution=224) for s in range(60)]
-    points = [(features(a), sum(truth[k] * v for k, v in features(a).items())) for a in nets[:40]]
+    points = [(features(a), sum(truth.get(k, 0.0) * v for k, v in features(a).items())) for a in nets[:40]]
     fitted = fit("shufflenet", 224, points)
     for arch in nets[40:]:
-        expected = sum(truth[k] * v for k, v in features(arch).items())
+        expected = sum(truth.get(k, 0.0) * v for k, v in features(arch).items())
         assert fitted.apply(features(arch)) == pytest.approx(expected, rel=1e-3)
+
+
+def test_shufflenet_v1s_pooled_shortcut_and_unaligned_channels_have_their_own_counts() -> None:
+    """What ONNX Runtime int8 runs at its own rates: QLinearAveragePool and int8 GEMMs whose group
+    channels are not multiples of 4 (docs/latency.md); MobileNetV3-Small 1.0 has no pooled shortcut."""
+    sp = load_space("shufflenet")
+    arch = sp.sample(seed=3).with_(resolution=224)
+    v1 = arch.model_copy(update={"stages": [[b.model_copy(update={"type": BlockType.shufflev1, "groups": 1})
+                                             for b in st] for st in arch.stages]})
+    pooled = sum(cin * size * size for cin, size in _v1_downsamples(v1))
+    assert features(v1)["avgpool_elems"] == pooled > 0
+    assert features(load_architecture("mobilenetv3-small-1.0"))["avgpool_elems"] == 0
+    odd = v1.model_copy(update={"stages": [[b.model_copy(update={"groups": 3}) for b in st] for st in v1.stages]})
+    assert features(odd)["unaligned_macs"] > features(v1)["unaligned_macs"]
+
+
+def _v1_downsamples(arch):  # type: ignore[no-untyped-def]
+    """(input channels, input size) of every stride-2 ShuffleNet V1 unit, walked like the builder does."""
+    size = (arch.resolution + 1) // 2
+    size = (size + 1) // 2 if arch.stem.pool else size
+    for _, cin, b in arch.blocks():
+        if b.stride == 2:
+            yield cin, size
+            size = (size + 1) // 2
+
+
+def test_only_runtimes_that_name_them_fit_the_extra_costs() -> None:
+    """Adding a runtime's own costs leaves every other device's fit as it was validated."""
+    assert feature_names(load_profile("cpu-ort-int8-1t")) == FEATURES + RUNTIME_FEATURES
+    for name in ("cpu-ort-1t", "cpu-litert-1t", "cpu-litert-int8-1t", "cpu-openvino-1t"):
+        assert feature_names(load_profile(name)) == FEATURES
+
+
+def test_the_fit_recovers_a_runtimes_own_costs_when_it_names_them() -> None:
+    sp = load_space("shufflenet")
+    truth = {"call": 0.05, "pw_macs": 2e-8, "gpw4_macs": 5e-8, "dw3_macs": 1e-7, "move_elems": 4e-7,
+             "avgpool_elems": 3e-6, "unaligned_macs": 4e-8}
+    nets = [sp.sample(seed=s).with_(resolution=224) for s in range(80)]
+
+    def truth_ms(arch):  # type: ignore[no-untyped-def]
+        return sum(truth.get(k, 0.0) * v for k, v in features(arch).items())
+
+    points = [(features(a), truth_ms(a)) for a in nets[:60]]
+    with_own = fit("shufflenet", 224, points, FEATURES + RUNTIME_FEATURES)
+    shared_only = fit("shufflenet", 224, points)
+    assert with_own.rms_rel < 1e-3 < shared_only.rms_rel
+    for arch in nets[60:]:
+        assert with_own.apply(features(arch)) == pytest.approx(truth_ms(arch), rel=1e-3)
 
 
 def test_the_new_runtimes_predict_per_operator() -> None:

@@ -104,14 +104,16 @@ def interleaved_timing(paths: list[Path], runs: int = 200, warmup: int = 20, thr
                        seed: int = 0, lock: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
                        ) -> list[list[float]]:
     """Milliseconds of ``runs`` inferences of each file, timed in ``rounds`` rounds that each visit every file
-    once in a shuffled order (``runs / rounds`` runs a visit, after ``warmup`` runs at its first visit).
+    once in a shuffled order (``runs / rounds`` runs a visit, after ``warmup`` runs).
 
     Measured on a quiet 2-core VM, one loop of 200 runs per file agreed with itself twenty minutes later
     (+-10%) on 42% of 50 networks: the host drifts between files. Spread over rounds, every file sees the
-    same drift, so the files' medians can be compared with each other and with an interleaved measurement."""
+    same drift, so the files' medians can be compared with each other and with an interleaved measurement.
+    Each visit loads its file afresh and drops it after, as a user's loop holds one model: with all 100
+    files of a validation resident in one process (1.4 GB), ShuffleNet int8 networks ran 8-11% slower than
+    in a loop of their own or interleaved six at a time (docs/latency.md, 2026-11-30 evening)."""
     import random
 
-    runners = [load_runner(path, threads) for path in paths]
     times: list[list[float]] = [[] for _ in paths]
     per_visit = [runs // rounds + (1 if r < runs % rounds else 0) for r in range(rounds)]
     rng = random.Random(seed)
@@ -119,14 +121,15 @@ def interleaved_timing(paths: list[Path], runs: int = 200, warmup: int = 20, thr
         order = list(range(len(paths)))
         rng.shuffle(order)
         for i in order:
-            run, x = runners[i]
+            run, x = load_runner(paths[i], threads)
             with lock() if lock else contextlib.nullcontext():
-                for _ in range(warmup if r == 0 else max(1, warmup // rounds)):
+                for _ in range(warmup):
                     run(x)
                 for _ in range(per_visit[r]):
                     t0 = time.perf_counter_ns()
                     run(x)
                     times[i].append((time.perf_counter_ns() - t0) * 1e-6)
+            del run, x  # one model in memory at a time
     return times
 
 
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "lock on them while timing each file, so no measurement overlaps.")
     parser.add_argument("--rounds", type=int, default=1, help=(
         "Interleave: time the files in this many shuffled rounds (runs / rounds each), so host drift "
-        "touches every file alike; all files are loaded first."))
+        "touches every file alike; each visit loads its file and drops it after."))
     args = parser.parse_args(argv)
     cpus = [int(c) for c in args.cpus.split(",")] if args.cpus else None
     if cpus:

@@ -11,6 +11,11 @@ measured on the device (``build``: the calibration networks, spanning the weight
 measured later on the device joins the fit, so it grows more accurate as a search measures). Nothing is
 stored but the measurements themselves (``_cache``): the fit is made when the predictor loads, in
 milliseconds. Prediction is a loop over ~20 blocks: tens of microseconds, no torch.
+
+A runtime whose kernels have costs the shared features miss names more (``Runtime.ops_features``, from
+``RUNTIME_FEATURES``), so adding one never changes the fits of devices already validated: ONNX Runtime int8
+runs ShuffleNet V1's average-pool shortcut as QLinearAveragePool (several times a copy's cost per element)
+and its int8 GEMMs take a slow path when a group's channels are not multiples of 4.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ log = logging.getLogger(__name__)
 FEATURES = ("call", "ops", "dense_macs", "pw_macs", "pw_small_macs", "gpw2_macs", "gpw3_macs", "gpw4_macs",
             "gpw8_macs", "group_calls", "pw_elems", "dw3_macs", "dw5_macs", "dw7_macs", "dw_elems", "hswish_elems",
             "relu_elems", "se_elems", "add_elems", "move_elems", "fc_macs", "weights", "macs_x_weights")
+RUNTIME_FEATURES = ("avgpool_elems", "unaligned_macs", "unaligned_elems")
+ALIGN = 4  # channels per group that int8 GEMM kernels consume at once (MLAS packs K by 4 for VNNI)
 SMALL_MAP = 14  # 1x1 convs on maps this small or smaller run at another MAC rate (less work per weight)
 # Networks measured per space and resolution to fit ~17 costs: 24 left the grouped/ shuffle costs of
 # ShuffleNet poorly identified in a trial fit; 40 fit in the 30-minute budget for LiteRT (about 20 s a network).
@@ -50,7 +57,7 @@ class _Counts:
     """Feature counts of one network, accumulated layer by layer (shapes tracked as channels, size)."""
 
     def __init__(self) -> None:
-        self.f = dict.fromkeys(FEATURES, 0.0)
+        self.f = dict.fromkeys(FEATURES + RUNTIME_FEATURES, 0.0)
         self.f["call"] = 1.0
 
     def conv(self, cin: int, cout: int, size: int, kernel: int = 1, stride: int = 1, groups: int = 1,
@@ -61,6 +68,9 @@ class _Counts:
         f["ops"] += 1
         f["weights"] += kernel * kernel * (cin // groups) * cout
         elems = cin * size * size + cout * out * out
+        if not (groups == cin and groups > 1) and size > 1 and ((cin // groups) % ALIGN or (cout // groups) % ALIGN):
+            f["unaligned_macs"] += macs
+            f["unaligned_elems"] += elems
         if groups == cin and groups > 1:
             f[f"dw{kernel}_macs"] += macs
             f["dw_elems"] += elems
@@ -128,6 +138,7 @@ def _block(c: _Counts, cin: int, size: int, b: Block) -> int:
             c.f["add_elems"] += b.out * out * out
         else:
             c.move(cin * size * size + b.out * out * out, 2)  # avg-pool shortcut, concat
+            c.f["avgpool_elems"] += cin * size * size
         c.act(b.activation, b.out * out * out)
         return out
     half = b.out // 2
@@ -173,8 +184,20 @@ def features(arch: Architecture, resolution: int | None = None) -> dict[str, flo
     f = c.f
     f["weights"] /= 1e6
     # A network whose weights crowd the caches slows every kernel a little (``_calibration``'s contention).
-    f["macs_x_weights"] = sum(v for k, v in f.items() if k.endswith("_macs")) * f["weights"]
+    f["macs_x_weights"] = sum(f[k] for k in FEATURES if k.endswith("_macs")) * f["weights"]
     return f
+
+
+def feature_names(profile: DeviceProfile) -> tuple[str, ...]:
+    """The features fitted for ``profile``: the shared ones and its runtime's own."""
+    from nas.latency._runtimes import _REGISTRY
+
+    extra = _REGISTRY[profile.runtime].ops_features
+    unknown = set(extra) - set(RUNTIME_FEATURES)
+    if unknown:
+        raise LatencyError(f"runtime {profile.runtime} names unknown per-operator features {sorted(unknown)}; "
+                           f"known: {', '.join(RUNTIME_FEATURES)}")
+    return FEATURES + tuple(extra)
 
 
 @dataclass(frozen=True)
@@ -191,21 +214,23 @@ class OpsFit:
         return sum(self.costs[k] * feats[k] for k in self.costs)
 
 
-def fit(space: str, resolution: int, points: Sequence[tuple[dict[str, float], float]]) -> OpsFit:
-    """Non-negative costs minimising the relative error of ``points`` (features, measured ms)."""
+def fit(space: str, resolution: int, points: Sequence[tuple[dict[str, float], float]],
+        names: Sequence[str] = FEATURES) -> OpsFit:
+    """Non-negative costs of the features ``names`` minimising the relative error of ``points``
+    (features, measured ms)."""
     import numpy as np
     from scipy.optimize import nnls
 
     if len(points) < MIN_NETWORKS:
         raise LatencyError(f"{len(points)} measured network(s) of {space} at {resolution}; the per-operator "
                            f"predictor needs at least {MIN_NETWORKS}")
-    x = np.array([[p[0][k] for k in FEATURES] for p in points], dtype=float)
+    x = np.array([[p[0][k] for k in names] for p in points], dtype=float)
     y = np.array([p[1] for p in points], dtype=float)
     scale = np.maximum(np.abs(x).max(axis=0), 1e-12)
     coef, _ = nnls((x / scale) / y[:, None], np.ones(len(y)))
     coef = coef / scale
     rel = (x @ coef - y) / y
-    return OpsFit(space, resolution, {k: float(v) for k, v in zip(FEATURES, coef, strict=True) if v > 0},
+    return OpsFit(space, resolution, {k: float(v) for k, v in zip(names, coef, strict=True) if v > 0},
                   len(points), float(math.sqrt(float((rel ** 2).mean()))))
 
 
@@ -262,7 +287,8 @@ class OpsPredictor:
                     (features(arch, row["resolution"]), row["median_ms"]))
         for (_, res), pts in list(groups.items()):
             groups.setdefault((ANY_SPACE, res), []).extend(pts)
-        fits = [fit(space, res, pts) for (space, res), pts in groups.items() if len(pts) >= MIN_NETWORKS]
+        names = feature_names(prof)
+        fits = [fit(space, res, pts, names) for (space, res), pts in groups.items() if len(pts) >= MIN_NETWORKS]
         return cls(prof.name, fp, fits)
 
 

@@ -114,7 +114,7 @@ BUILT_IN: dict[str, DeviceProfile] = {
                       predictor="ops",
                       description="OpenVINO CPU plugin, f32, latency hint, 1 inference thread, batch 1"),
         DeviceProfile(name="cpu-ort-int8-1t", runtime="onnxruntime-int8", threads=1, batch=1,
-                      predictor="ops",
+                      predictor="ops", predictor_networks=80,
                       description="ONNX Runtime CPU, int8 static QDQ (PTQ on digits), 1 thread, batch 1"),
     )
 }

@@ -58,6 +58,9 @@ class Runtime(ABC):
     libraries: ClassVar[tuple[str, ...]] = ()  # packages whose versions join the fingerprint (``_fingerprint``)
     deploys: ClassVar[tuple[str, bool] | None] = None  # (nas.export format, int8) of the file it times
     local: ClassVar[bool] = True  # times on this machine (False: a remote device; no speed canary, no waiting)
+    # Costs the ``ops`` predictor fits beyond its shared ones (``_pred_ops.RUNTIME_FEATURES``), for kernels
+    # this runtime runs at another rate: chosen by measurement per runtime so other devices' fits stay as validated.
+    ops_features: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, profile: DeviceProfile) -> None:
         self.profile = profile
