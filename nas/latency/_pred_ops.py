@@ -41,7 +41,7 @@ FEATURES = ("call", "ops", "dense_macs", "pw_macs", "pw_small_macs", "gpw2_macs"
             "gpw8_macs", "group_calls", "pw_elems", "dw3_macs", "dw5_macs", "dw7_macs", "dw_elems", "hswish_elems",
             "relu_elems", "se_elems", "add_elems", "move_elems", "fc_macs", "weights", "macs_x_weights")
 RUNTIME_FEATURES = ("avgpool_elems", "unaligned_macs", "unaligned_elems")
-ALIGN = 4  # channels per group that int8 GEMM kernels consume at once (MLAS packs K by 4 for VNNI)
+ALIGN = 4  # channels per group int8 GEMM kernels take at once (VNNI's dot product: 4 bytes); fitted best
 SMALL_MAP = 14  # 1x1 convs on maps this small or smaller run at another MAC rate (less work per weight)
 # Networks measured per space and resolution to fit ~17 costs: 24 left the grouped/ shuffle costs of
 # ShuffleNet poorly identified in a trial fit; 40 fit in the 30-minute budget for LiteRT (about 20 s a network).
