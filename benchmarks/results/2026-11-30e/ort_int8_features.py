@@ -27,6 +27,12 @@ def score(pred: np.ndarray, plain: np.ndarray) -> str:
     return f"{np.mean(abs(pred / plain - 1) <= 0.1):.2f} / {kendalltau(pred, plain)[0]:.3f}"
 
 
+def fitted(space: str, names: tuple[str, ...], train: list[dict[str, float]], ms: np.ndarray,
+           test: list[dict[str, float]]) -> np.ndarray:
+    f = fit(space, 224, list(zip(train, ms, strict=True)), names)
+    return np.array([f.apply(t) for t in test])
+
+
 def main() -> None:
     sets = {"shared": feature_names(load_profile("cpu-litert-1t")),
             "cpu-ort-int8-1t": feature_names(load_profile("cpu-ort-int8-1t"))}
@@ -38,16 +44,15 @@ def main() -> None:
         held.sort(key=lambda i: nets[i]["order"])
         base = [i for i, n in enumerate(nets) if not n["held_out"]]
         for label, names in sets.items():
-            def predict(train: list[int], test: list[int], names: tuple[str, ...] = names) -> np.ndarray:
-                f = fit(space, 224, [(feats[i], ms[i]) for i in train], names)
-                return np.array([f.apply(feats[i]) for i in test])
+            def run(train: list[int], test: list[int], names: tuple[str, ...] = names,
+                    space: str = space, feats: list[dict[str, float]] = feats, ms: np.ndarray = ms) -> np.ndarray:
+                return fitted(space, names, [feats[i] for i in train], ms[train], [feats[i] for i in test])
 
             plain = np.array([nets[i]["plain_ms"] for i in held])
-            cells = [f"calibration -> 100 held-out {score(predict(base, held), plain)}"]
+            cells = [f"calibration -> 100 held-out {score(run(base, held), plain)}"]
             for k in (0, 20, 40, 50):
-                last = held[50:]
-                cells.append(f"+{k}: {score(predict(base + held[:k], last), plain[50:])}")
-            loo = np.array([predict([j for j in range(len(nets)) if j != i], [i])[0] / ms[i] - 1
+                cells.append(f"+{k}: {score(run(base + held[:k], held[50:]), plain[50:])}")
+            loo = np.array([run([j for j in range(len(nets)) if j != i], [i])[0] / ms[i] - 1
                             for i in range(len(nets))])
             cells.append(f"leave-one-out {np.mean(abs(loo) <= 0.1):.2f}, rms {math.sqrt(float((loo ** 2).mean())):.3f}")
             print(f"{space:18s} {label:16s} " + " | ".join(cells), flush=True)
