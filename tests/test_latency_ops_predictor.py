@@ -63,6 +63,19 @@ def test_shufflenet_v1s_pooled_shortcut_and_unaligned_channels_have_their_own_co
     assert features(odd)["unaligned_macs"] > features(v1)["unaligned_macs"]
 
 
+def test_a_depthwise_convolution_is_charged_for_channels_up_to_a_multiple_of_16() -> None:
+    small = load_architecture("mobilenetv3-small-1.0")
+
+    def with_mid(mid: int):  # type: ignore[no-untyped-def]
+        first = small.stages[1][0].model_copy(update={"mid": mid, "kernel": 3, "stride": 1})
+        return small.model_copy(update={"stages": [small.stages[0], [first], *small.stages[2:]]})
+
+    base = features(with_mid(64))["dw_pad_macs"]
+    size = 56  # the block's map at 224: after the stride-2 stem and stride-2 stage 0
+    assert features(with_mid(72))["dw_pad_macs"] - base == 9 * (80 - 72) * size * size
+    assert features(with_mid(80))["dw_pad_macs"] == base
+
+
 def _v1_downsamples(arch):  # type: ignore[no-untyped-def]
     """(input channels, input size) of every stride-2 ShuffleNet V1 unit, walked like the builder does."""
     size = (arch.resolution + 1) // 2

@@ -14,8 +14,9 @@ milliseconds. Prediction is a loop over ~20 blocks: tens of microseconds, no tor
 
 A runtime whose kernels have costs the shared features miss names more (``Runtime.ops_features``, from
 ``RUNTIME_FEATURES``), so adding one never changes the fits of devices already validated: ONNX Runtime int8
-runs ShuffleNet V1's average-pool shortcut as QLinearAveragePool (several times a copy's cost per element)
-and its int8 GEMMs take a slow path when a group's channels are not multiples of 4.
+runs ShuffleNet V1's average-pool shortcut as QLinearAveragePool (several times a copy's cost per element),
+its int8 GEMMs take a slow path when a group's channels are not multiples of 4, and its int8 depthwise
+convolutions cost as if their channels were rounded up to a multiple of 16.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ log = logging.getLogger(__name__)
 FEATURES = ("call", "ops", "dense_macs", "pw_macs", "pw_small_macs", "gpw2_macs", "gpw3_macs", "gpw4_macs",
             "gpw8_macs", "group_calls", "pw_elems", "dw3_macs", "dw5_macs", "dw7_macs", "dw_elems", "hswish_elems",
             "relu_elems", "se_elems", "add_elems", "move_elems", "fc_macs", "weights", "macs_x_weights")
-RUNTIME_FEATURES = ("avgpool_elems", "unaligned_macs", "unaligned_elems")
+RUNTIME_FEATURES = ("avgpool_elems", "unaligned_macs", "unaligned_elems", "dw_pad_macs")
 ALIGN = 4  # channels per group int8 GEMM kernels take at once (VNNI's dot product: 4 bytes); fitted best
+DW_BLOCK = 16  # channels an int8 depthwise kernel does at once: a partial block costs a whole one (fitted best of 8/16/32)
 SMALL_MAP = 14  # 1x1 convs on maps this small or smaller run at another MAC rate (less work per weight)
 # Networks measured per space and resolution to fit ~17 costs: 24 left the grouped/ shuffle costs of
 # ShuffleNet poorly identified in a trial fit; 40 fit in the 30-minute budget for LiteRT (about 20 s a network).
@@ -73,6 +75,7 @@ class _Counts:
             f["unaligned_elems"] += elems
         if groups == cin and groups > 1:
             f[f"dw{kernel}_macs"] += macs
+            f["dw_pad_macs"] += kernel * kernel * (-cin % DW_BLOCK) * out * out
             f["dw_elems"] += elems
         elif size == 1:
             f["fc_macs"] += macs
