@@ -43,7 +43,7 @@ FEATURES = ("call", "ops", "dense_macs", "pw_macs", "pw_small_macs", "gpw2_macs"
             "relu_elems", "se_elems", "add_elems", "move_elems", "fc_macs", "weights", "macs_x_weights")
 RUNTIME_FEATURES = ("avgpool_elems", "unaligned_macs", "unaligned_elems", "dw_pad_macs")
 ALIGN = 4  # channels per group int8 GEMM kernels take at once (VNNI's dot product: 4 bytes); fitted best
-DW_BLOCK = 16  # channels an int8 depthwise kernel does at once: a partial block costs a whole one (fitted best of 8/16/32)
+DW_BLOCK = 16  # channels an int8 depthwise kernel does at once; a partial block costs a whole (best of 8/16/32)
 SMALL_MAP = 14  # 1x1 convs on maps this small or smaller run at another MAC rate (less work per weight)
 # Networks measured per space and resolution to fit ~17 costs: 24 left the grouped/ shuffle costs of
 # ShuffleNet poorly identified in a trial fit; 40 fit in the 30-minute budget for LiteRT (about 20 s a network).
