@@ -137,7 +137,7 @@ def test_the_plain_loop_can_interleave_files_in_rounds_and_still_times_each_file
 def test_the_plain_loop_holds_one_model_at_a_time_as_a_users_loop_does(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With all 100 files of a validation loaded in one process, ShuffleNet int8 networks timed 8-11%
-    slower than in a loop of their own (docs/latency.md): each visit loads its file and drops it after."""
+    slower than interleaved six at a time (docs/latency.md): each visit loads its file and drops it after."""
     import weakref
 
     from nas.export import export_onnx

@@ -111,7 +111,7 @@ def interleaved_timing(paths: list[Path], runs: int = 200, warmup: int = 20, thr
     same drift, so the files' medians can be compared with each other and with an interleaved measurement.
     Each visit loads its file afresh and drops it after, as a user's loop holds one model: with all 100
     files of a validation resident in one process (1.4 GB), ShuffleNet int8 networks ran 8-11% slower than
-    in a loop of their own or interleaved six at a time (docs/latency.md, 2026-11-30 evening)."""
+    interleaved six at a time, 1-9% slower than in a loop of their own (docs/latency.md, 2026-11-30 evening)."""
     import random
 
     times: list[list[float]] = [[] for _ in paths]
