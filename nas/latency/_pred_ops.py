@@ -70,10 +70,11 @@ class _Counts:
         f["ops"] += 1
         f["weights"] += kernel * kernel * (cin // groups) * cout
         elems = cin * size * size + cout * out * out
-        if not (groups == cin and groups > 1) and size > 1 and ((cin // groups) % ALIGN or (cout // groups) % ALIGN):
+        depthwise = groups == cin and groups > 1
+        if not depthwise and size > 1 and ((cin // groups) % ALIGN or (cout // groups) % ALIGN):
             f["unaligned_macs"] += macs
             f["unaligned_elems"] += elems
-        if groups == cin and groups > 1:
+        if depthwise:
             f[f"dw{kernel}_macs"] += macs
             f["dw_pad_macs"] += kernel * kernel * (-cin % DW_BLOCK) * out * out
             f["dw_elems"] += elems
