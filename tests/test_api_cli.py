@@ -73,6 +73,15 @@ def test_submit_status_searches_trials_best(service: Service, token: str, tmp_pa
     assert json.loads(out.read_text())["name"] == "candidate-0"
 
 
+def test_an_empty_listing_says_searches_are_per_token(service: Service, token: str) -> None:
+    with service.client(token) as c:
+        service.submit(c)
+    admin = nas(service, "token", "create", f"admin-{uuid.uuid4().hex[:10]}", "--admin").stdout.strip()
+    listing = nas(service, "searches", token=admin)  # another user's search exists; the admin has none
+    assert listing.returncode == 0
+    assert "no searches under this token" in listing.stdout and "nas dashboard" in listing.stdout
+
+
 def test_watch_until_final_and_cancel(service: Service, token: str) -> None:
     with service.client(token) as c:
         sid = service.submit(c)["id"]

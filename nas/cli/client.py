@@ -293,7 +293,7 @@ def searches(status_filter: Annotated[str | None, typer.Option("--status", help=
     if as_json:
         print_json(page)
         return
-    table = Table(title=_page_title("searches", offset, len(page["data"]), page["count"]))
+    table = Table(title=_page_title("searches", offset, len(page["data"]), page["count"], owned=True))
     for col in ("id", "name", "status", "trials", "best", "created"):
         table.add_column(col, overflow="fold")
     for s in page["data"]:
@@ -304,8 +304,14 @@ def searches(status_filter: Annotated[str | None, typer.Option("--status", help=
     console.print(table)
 
 
-def _page_title(what: str, offset: int, shown: int, count: int) -> str:
-    return f"{what} {offset + 1}-{offset + shown} of {count}" if shown else f"no {what} here ({count} in all)"
+def _page_title(what: str, offset: int, shown: int, count: int, *, owned: bool = False) -> str:
+    """``owned``: the listing is the token's own (searches, supernets), which an empty page should say, since
+    an admin token sees every user's searches only in ``nas dashboard``."""
+    if shown:
+        return f"{what} {offset + 1}-{offset + shown} of {count}"
+    if owned and count == 0:
+        return f"no {what} under this token (each token lists its own; `nas dashboard` shows everyone's to admins)"
+    return f"no {what} here ({count} in all)"
 
 
 def _num(value: float | int | None, digits: int = 4) -> str:

@@ -96,7 +96,7 @@ def list_(offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
     if as_json:
         print_json(page)
         return
-    table = Table(title=_page_title("supernets", offset, len(page["data"]), page["count"]))
+    table = Table(title=_page_title("supernets", offset, len(page["data"]), page["count"], owned=True))
     for col in ("id", "name", "space", "status", "progress", "created"):
         table.add_column(col, overflow="fold")
     for s in page["data"]:
