@@ -97,6 +97,7 @@ def run_one(device: str, space_name: str, args: argparse.Namespace) -> dict[str,
     from nas.latency._parts import network_part
     from nas.latency._predictors import build_predictor, load_predictor
     from nas.latency._profiles import load_profile
+    from nas.settings import get_settings
     from nas.spaces import load_space
 
     label = f"{device}/{space_name}"
@@ -107,7 +108,7 @@ def run_one(device: str, space_name: str, args: argparse.Namespace) -> dict[str,
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     os.environ["NAS_ARTIFACT_CACHE"] = str(work / "artifacts")  # empty: every conversion is counted
-    os.environ["NAS_ARTIFACT_CACHE_FILES"] = "100000"  # keep every file for the plain loop
+    get_settings.cache_clear()
     url = f"sqlite:///{work / 'latency.db'}"
     res = args.resolution
     space = load_space(space_name)

@@ -122,3 +122,8 @@ class DatabaseUnavailableError(Exception):
 class SupernetError(NASError):
     """A supernet cannot be trained, resumed or loaded as asked (a checkpoint from another spec, a file
     that is not a supernet)."""
+
+
+class SettingsError(NASError):
+    """An ``NAS_*`` environment variable (or ``.env`` entry) holds a value the settings cannot take: names the
+    variable, the reason and the value, once, instead of a validation traceback wherever settings are read."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from nas.errors import SettingsError
 
 
 class Settings(BaseSettings):
@@ -33,6 +35,12 @@ class Settings(BaseSettings):
     api_db_connections: int = Field(
         default=16, ge=1, le=100, description="PostgreSQL connections per API process for its per-request "
         "statements, opened on demand (with 50 back-to-back clients 16 kept the p99 at a third of 8's).")
+    artifact_cache: Path | None = Field(
+        default=None, description="Where converted files (.onnx, .tflite, OpenVINO IR) a latency worker times are "
+        "kept; empty means nas-artifacts under the system's temporary directory.")
+    artifact_cache_mb: float = Field(
+        default=2048, ge=0, allow_inf_nan=False, description="Megabytes of converted files kept, most recently used "
+        "first: `nas latency validate --n 100` times a hundred files twice, and LiteRT converts one in 10-15 s.")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Browser origins allowed to call the API, comma-separated; none by default.")
     data_dirs: Annotated[list[Path], NoDecode] = Field(
@@ -54,4 +62,12 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError("; ".join(_variable_error(e) for e in exc.errors())) from None
+
+
+def _variable_error(error: Any) -> str:
+    field = "_".join(str(part) for part in error["loc"])
+    return f"NAS_{field.upper()}: {error['msg']} (got {error['input']!r})"

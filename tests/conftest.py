@@ -4,6 +4,7 @@ few torch threads, devices to test on."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,17 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["NAS_DEVICES_DIR"] = str(TEST_DEVICES)
     from nas.settings import get_settings
 
+    get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _settings_read_afresh() -> Iterator[None]:
+    """Settings are parsed once per process (``get_settings``); a test that sets ``NAS_*`` variables gets
+    them read again, and leaves nothing cached for the next test."""
+    from nas.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
     get_settings.cache_clear()
 
 

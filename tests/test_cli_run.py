@@ -92,3 +92,14 @@ def test_an_invalid_spec_names_the_field(tmp_path) -> None:  # type: ignore[no-u
     proc = nas_run(bad, tmp_path)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "latency.target_ms" in err and "> 0" in err, err
+
+
+def test_a_bad_environment_variable_is_a_one_line_error_naming_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    spec = write_spec(tmp_path / "spec.yaml", name="badenv")
+    env = {**os.environ, "NAS_HOME": str(tmp_path), "NAS_DEVICE_WAIT": "ten minutes"}
+    proc = subprocess.run([sys.executable, "-m", "nas", "run", str(spec), "-q"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: NAS_DEVICE_WAIT: Input should be a valid number, unable to parse string as a number "
+        "(got 'ten minutes')"], proc.stderr

@@ -27,9 +27,9 @@ def env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "NAS_DEVICES_DIR": str(devices), "NAS_HOME": str(tmp_path / "home"),
             "NAS_DATABASE_URL": f"sqlite:///{tmp_path / 'latency.db'}",
             "NAS_ARTIFACT_CACHE": str(tmp_path / "artifacts"),
-            # Fewer cached files than fresh networks: the plain loop must still find every one of them
-            # (with the default 32, `--n 50` failed after nine minutes of measuring).
-            "NAS_ARTIFACT_CACHE_FILES": "2"}
+            # A cache smaller than the fresh networks' files: the plain loop must still find every one of
+            # them (with a cache of 32 files, `--n 50` failed after nine minutes of measuring).
+            "NAS_ARTIFACT_CACHE_MB": "0.001"}
 
 
 def validate(env: dict[str, str], tmp_path: Path) -> dict:  # type: ignore[type-arg]

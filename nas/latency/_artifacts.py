@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas.errors import LatencyError
+from nas.settings import get_settings
 
 if TYPE_CHECKING:
     from nas.latency._profiles import DeviceProfile
@@ -29,7 +29,7 @@ _CONVERTERS = ("torch", "onnxruntime", "litert-torch", "ai-edge-litert", "openvi
 
 def cache_dir() -> Path:
     """``NAS_ARTIFACT_CACHE`` or a directory under the system's temporary directory."""
-    return Path(os.environ.get("NAS_ARTIFACT_CACHE") or Path(tempfile.gettempdir()) / "nas-artifacts")
+    return get_settings().artifact_cache or Path(tempfile.gettempdir()) / "nas-artifacts"
 
 
 def _versions() -> dict[str, str]:
@@ -100,23 +100,12 @@ def network_artifact(spec: dict[str, Any], fmt: str, *, int8: bool = False, batc
     return final
 
 
-def _budget_bytes() -> float:
-    raw = os.environ.get("NAS_ARTIFACT_CACHE_MB", "2048")
-    try:
-        megabytes = float(raw)
-    except ValueError:
-        megabytes = -1.0
-    if not megabytes >= 0:
-        raise LatencyError(f"NAS_ARTIFACT_CACHE_MB: expected a size in megabytes (e.g. 2048), got {raw!r}")
-    return megabytes * 2**20
-
-
 def _prune(directory: Path, keep: Path) -> None:
     """Keep the most recently used artifacts up to ``NAS_ARTIFACT_CACHE_MB`` (default 2048) in all. The
     budget is in bytes, not files: a search measures thousands of networks, each file up to tens of MB,
     yet ``nas latency validate --n 100`` times a hundred files twice (project, then plain loop), and a
     budget of a few dozen files made it convert every LiteRT network again (10-15 s each)."""
-    budget = _budget_bytes()
+    budget = get_settings().artifact_cache_mb * 2**20
     used: list[tuple[float, int, Path]] = []
     for path in directory.iterdir():
         if path.suffix != ".bin" and not path.name.startswith("."):

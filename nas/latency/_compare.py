@@ -72,22 +72,6 @@ class Comparison:
 
 
 @contextlib.contextmanager
-def _artifact_room(files: int) -> Iterator[None]:
-    """Let the artifact cache keep every file of this comparison (it keeps 32 by default, machine-wide),
-    so the later rounds find what the first converted."""
-    name = "NAS_ARTIFACT_CACHE_FILES"
-    before = os.environ.get(name)
-    os.environ[name] = str(max(int(before or 32), files + 32))
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
-
-
-@contextlib.contextmanager
 def _converter_output_aside() -> Iterator[None]:
     """Send what converters print (LiteRT's step log, to both streams) to a scratch file: it would break
     the progress bar and the JSON on stdout. On failure its last lines are part of the error."""
@@ -160,20 +144,19 @@ def compare_devices(devices: Sequence[str | DeviceProfile], space: str | SearchS
         report("converting networks", converted[0], len(nets) * len(profiles))
 
     stats: dict[str, list[list[LatencyStats]]] = {p.name: [[] for _ in nets] for p in profiles}
-    with _artifact_room(len(nets) * len(profiles)):
-        parts = {p.name: _deployed_parts(p, [v.arch for v in nets], res, one_converted) for p in profiles}
-        timed = 0
-        for r in range(rounds):
-            for p in profiles if r % 2 == 0 else profiles[::-1]:
-                quick = p.timing.model_copy(update={"wait_for_quiet": 0.0})
-                run = run_parts(p.model_copy(update={"speed_canary": False}), parts[p.name], timing=quick,
-                                group=len(nets))
-                for i, (v, result) in enumerate(zip(nets, run.results, strict=True)):
-                    if isinstance(result, str):
-                        raise LatencyError(f"{v.label} ({v.arch.hash}) cannot run on {p.name}: {result}")
-                    stats[p.name][i].append(result)
-                timed += 1
-                report("timing (device rounds)", timed, rounds * len(profiles))
+    parts = {p.name: _deployed_parts(p, [v.arch for v in nets], res, one_converted) for p in profiles}
+    timed = 0
+    for r in range(rounds):
+        for p in profiles if r % 2 == 0 else profiles[::-1]:
+            quick = p.timing.model_copy(update={"wait_for_quiet": 0.0})
+            run = run_parts(p.model_copy(update={"speed_canary": False}), parts[p.name], timing=quick,
+                            group=len(nets))
+            for i, (v, result) in enumerate(zip(nets, run.results, strict=True)):
+                if isinstance(result, str):
+                    raise LatencyError(f"{v.label} ({v.arch.hash}) cannot run on {p.name}: {result}")
+                stats[p.name][i].append(result)
+            timed += 1
+            report("timing (device rounds)", timed, rounds * len(profiles))
     cells = {name: [Cell(s, [x.median_ms / b.median_ms for x, b in zip(s, per[0], strict=True)]) for s in per]
              for name, per in stats.items()}
     return Comparison(sp.name, res, [p.name for p in profiles], rounds, nets, cells)
