@@ -16,7 +16,9 @@ A runtime whose kernels have costs the shared features miss names more (``Runtim
 ``RUNTIME_FEATURES``), so adding one never changes the fits of devices already validated: ONNX Runtime int8
 runs ShuffleNet V1's average-pool shortcut as QLinearAveragePool (several times a copy's cost per element),
 its int8 GEMMs take a slow path when a group's channels are not multiples of 4, and its int8 depthwise
-convolutions cost as if their channels were rounded up to a multiple of 16.
+convolutions cost as if their channels were rounded up to a multiple of 16. LiteRT int8 runs most hard-swishes
+as int8 HARD_SWISH at about ten times the per-element cost of the few it leaves in float
+(``_Counts.float_hswish``), so it fits the two apart instead of one ``hswish_elems``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,10 @@ log = logging.getLogger(__name__)
 FEATURES = ("call", "ops", "dense_macs", "pw_macs", "pw_small_macs", "gpw2_macs", "gpw3_macs", "gpw4_macs",
             "gpw8_macs", "group_calls", "pw_elems", "dw3_macs", "dw5_macs", "dw7_macs", "dw_elems", "hswish_elems",
             "relu_elems", "se_elems", "add_elems", "move_elems", "fc_macs", "weights", "macs_x_weights")
-RUNTIME_FEATURES = ("avgpool_elems", "unaligned_macs", "unaligned_elems", "dw_pad_macs")
+RUNTIME_FEATURES = ("avgpool_elems", "unaligned_macs", "unaligned_elems", "dw_pad_macs",
+                    "int8_hswish_elems", "float_hswish_elems")
+# Runtime features that divide a shared one between them: a runtime naming them is not fitted the shared one.
+SPLITS = {"int8_hswish_elems": "hswish_elems", "float_hswish_elems": "hswish_elems"}
 ALIGN = 4  # channels per group int8 GEMM kernels take at once (VNNI's dot product: 4 bytes); fitted best
 DW_BLOCK = 16  # channels an int8 depthwise kernel does at once; a partial block costs a whole (best of 8/16/32)
 SMALL_MAP = 14  # 1x1 convs on maps this small or smaller run at another MAC rate (less work per weight)
@@ -100,6 +105,13 @@ class _Counts:
         else:
             self.f["relu_elems"] += elems
 
+    def float_hswish(self, elems: int) -> None:
+        """A hard-swish that LiteRT int8 runs in float (dequantize, hard-swish, quantize): one feeding an
+        average pool (SE's squeeze, the head's global pool) or following ShuffleNet V1's residual add.
+        litert-torch's PT2E quantizer annotates no hard-swish; the converter makes the others int8 (read off
+        the converted files' operators, 2026-11-30)."""
+        self.f["float_hswish_elems"] += elems
+
     def move(self, elems: int, ops: int = 1) -> None:
         self.f["ops"] += ops
         self.f["move_elems"] += elems
@@ -123,6 +135,8 @@ def _block(c: _Counts, cin: int, size: int, b: Block) -> int:
         out = c.conv(b.mid, b.mid, size, b.kernel, b.stride, b.mid, b.activation)
         if b.se:
             c.se(b.mid, out, se_channels(b.mid))
+            if b.activation is Activation.hswish:
+                c.float_hswish(b.mid * out * out)
         c.conv(b.mid, b.out, out, groups=b.groups)
         if b.stride == 1 and cin == b.out:
             c.f["ops"] += 1
@@ -140,6 +154,8 @@ def _block(c: _Counts, cin: int, size: int, b: Block) -> int:
         if b.stride == 1:
             c.f["ops"] += 1
             c.f["add_elems"] += b.out * out * out
+            if b.activation is Activation.hswish:
+                c.float_hswish(b.out * out * out)
         else:
             c.move(cin * size * size + b.out * out * out, 2)  # avg-pool shortcut, concat
             c.f["avgpool_elems"] += cin * size * size
@@ -160,6 +176,8 @@ def _block(c: _Counts, cin: int, size: int, b: Block) -> int:
     c.conv(b.mid, half, out, groups=b.groups, act=b.activation)
     if b.se:
         c.se(half, out, se_channels(half))
+        if b.activation is Activation.hswish:
+            c.float_hswish(half * out * out)
     c.move(2 * b.out * out * out, 3)  # concat, then the 2-group shuffle (reshape, transpose, reshape)
     return out
 
@@ -180,12 +198,15 @@ def features(arch: Architecture, resolution: int | None = None) -> dict[str, flo
     if hd.channels:
         c.conv(width, hd.channels, size, act=hd.activation)
         width = hd.channels
+        if hd.activation is Activation.hswish:
+            c.float_hswish(width * size * size)
     c.move(width * size * size)  # global pool
     if hd.hidden:
         c.conv(width, hd.hidden, 1, act=hd.activation)
         width = hd.hidden
     c.conv(width, arch.num_classes, 1)
     f = c.f
+    f["int8_hswish_elems"] = f["hswish_elems"] - f["float_hswish_elems"]  # LiteRT int8's split of hswish_elems
     f["weights"] /= 1e6
     # A network whose weights crowd the caches slows every kernel a little (``_calibration``'s contention).
     f["macs_x_weights"] = sum(f[k] for k in FEATURES if k.endswith("_macs")) * f["weights"]
@@ -201,7 +222,8 @@ def feature_names(profile: DeviceProfile) -> tuple[str, ...]:
     if unknown:
         raise LatencyError(f"runtime {profile.runtime} names unknown per-operator features {sorted(unknown)}; "
                            f"known: {', '.join(RUNTIME_FEATURES)}")
-    return FEATURES + tuple(extra)
+    replaced = {SPLITS[f] for f in extra if f in SPLITS}
+    return tuple(f for f in FEATURES if f not in replaced) + tuple(extra)
 
 
 @dataclass(frozen=True)
