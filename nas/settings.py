@@ -13,7 +13,8 @@ from nas.errors import SettingsError
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="NAS_", env_file=".env", extra="ignore")
+    # An empty variable means unset (NAS_ARTIFACT_CACHE= is the default directory, not the working one).
+    model_config = SettingsConfigDict(env_prefix="NAS_", env_file=".env", extra="ignore", env_ignore_empty=True)
 
     home: Path = Field(default=Path("runs"), description="Where the embedded database and artefacts live.")
     database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite in NAS_HOME.")

@@ -85,6 +85,15 @@ def test_openvino_and_ort_int8_time_lookup_table_parts_too(runtime: str) -> None
     assert all(not isinstance(r, str) and r.median_ms > 0 for r in run.results), run.results
 
 
+def test_an_empty_cache_variable_means_the_default_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    from nas.latency._artifacts import cache_dir
+
+    monkeypatch.setenv("NAS_ARTIFACT_CACHE", "")  # as a shell's `NAS_ARTIFACT_CACHE= nas ...` sets it
+    assert cache_dir() == Path(tempfile.gettempdir()) / "nas-artifacts"
+
+
 def test_the_artifact_cache_keeps_the_most_recently_used_files_within_its_size_budget(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from nas.latency._artifacts import _prune
