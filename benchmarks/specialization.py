@@ -250,10 +250,20 @@ def render(state: dict[str, Any], args: argparse.Namespace, console: Console) ->
     for d in devices:
         mine = [r for r in rows if r["device"] == d]
         misses = [f"s{r['seed']}: " + ("own over T " + f"x{r['own_ratio']:.2f}" if not r["own_within"] else
-                                      f"{r['best_fitting']} more accurate") for r in mine if not r["own_best"]]
+                                      f"{r['best_fitting']} more accurate by "
+                                      f"{100 * (r['fitting'][r['best_fitting']] - r['fitting'][d]):.1f} pts")
+                  for r in mine if not r["own_best"]]
         summary.add_row(d, f"{sum(r['own_within'] for r in mine)}/{len(mine)}",
                         f"{sum(r['own_best'] for r in mine)}/{len(mine)}", "; ".join(misses) or "-")
     console.print(summary)
+    spreads = [abs(a - b) for row in state["searches"].values() if len(row.get("retrained") or []) == 2
+               for a, b in [row["retrained"]]]
+    if spreads:
+        console.print("retraining noise: the two retrainings of one winner differ by "
+                      f"{100 * statistics.median(spreads):.1f} pts (median; max {100 * max(spreads):.1f}); "
+                      "search accuracy - retrained: "
+                      + ", ".join(f"{k} {100 * (r['accuracy'] - statistics.fmean(r['retrained'])):+.1f}"
+                                  for k, r in sorted(state["searches"].items()) if r.get("retrained")))
     heatmap(state, devices, args.out / "specialization.png")
 
 
