@@ -105,12 +105,13 @@ class _Counts:
         else:
             self.f["relu_elems"] += elems
 
-    def float_hswish(self, elems: int) -> None:
-        """A hard-swish that LiteRT int8 runs in float (dequantize, hard-swish, quantize): one feeding an
-        average pool (SE's squeeze, the head's global pool) or following ShuffleNet V1's residual add.
-        litert-torch's PT2E quantizer annotates no hard-swish; the converter makes the others int8 (read off
-        the converted files' operators, 2026-11-30)."""
-        self.f["float_hswish_elems"] += elems
+    def float_hswish(self, act: Activation, elems: int) -> None:
+        """An activation where, if it is a hard-swish, LiteRT int8 runs it in float (dequantize, hard-swish,
+        quantize): one feeding an average pool (SE's squeeze, the head's global pool) or following ShuffleNet
+        V1's residual add. litert-torch's PT2E quantizer annotates no hard-swish; the converter makes the
+        others int8 (read off the converted files' operators, 2026-11-30)."""
+        if act is Activation.hswish:
+            self.f["float_hswish_elems"] += elems
 
     def move(self, elems: int, ops: int = 1) -> None:
         self.f["ops"] += ops
@@ -135,8 +136,7 @@ def _block(c: _Counts, cin: int, size: int, b: Block) -> int:
         out = c.conv(b.mid, b.mid, size, b.kernel, b.stride, b.mid, b.activation)
         if b.se:
             c.se(b.mid, out, se_channels(b.mid))
-            if b.activation is Activation.hswish:
-                c.float_hswish(b.mid * out * out)
+            c.float_hswish(b.activation, b.mid * out * out)
         c.conv(b.mid, b.out, out, groups=b.groups)
         if b.stride == 1 and cin == b.out:
             c.f["ops"] += 1
@@ -154,8 +154,7 @@ def _block(c: _Counts, cin: int, size: int, b: Block) -> int:
         if b.stride == 1:
             c.f["ops"] += 1
             c.f["add_elems"] += b.out * out * out
-            if b.activation is Activation.hswish:
-                c.float_hswish(b.out * out * out)
+            c.float_hswish(b.activation, b.out * out * out)
         else:
             c.move(cin * size * size + b.out * out * out, 2)  # avg-pool shortcut, concat
             c.f["avgpool_elems"] += cin * size * size
@@ -176,8 +175,7 @@ def _block(c: _Counts, cin: int, size: int, b: Block) -> int:
     c.conv(b.mid, half, out, groups=b.groups, act=b.activation)
     if b.se:
         c.se(half, out, se_channels(half))
-        if b.activation is Activation.hswish:
-            c.float_hswish(half * out * out)
+        c.float_hswish(b.activation, half * out * out)
     c.move(2 * b.out * out * out, 3)  # concat, then the 2-group shuffle (reshape, transpose, reshape)
     return out
 
@@ -198,8 +196,7 @@ def features(arch: Architecture, resolution: int | None = None) -> dict[str, flo
     if hd.channels:
         c.conv(width, hd.channels, size, act=hd.activation)
         width = hd.channels
-        if hd.activation is Activation.hswish:
-            c.float_hswish(width * size * size)
+        c.float_hswish(hd.activation, width * size * size)
     c.move(width * size * size)  # global pool
     if hd.hidden:
         c.conv(width, hd.hidden, 1, act=hd.activation)
