@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     artifact_cache_mb: float = Field(
         default=2048, ge=0, allow_inf_nan=False, description="Megabytes of converted files kept, most recently used "
         "first: `nas latency validate --n 100` times a hundred files twice, and LiteRT converts one in 10-15 s.")
+    search_spaces_dir: Path | None = Field(
+        default=None, description="Where the shipped spaces, reference architectures and device profiles are read "
+        "from; empty means the package's own search_spaces/ (set it for an installed, non-editable deployment).")
+    devices_dir: Path | None = Field(
+        default=None, description="A directory of your own device profiles (YAML, one per file), read after the "
+        "shipped ones: a profile of the same name there wins.")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Browser origins allowed to call the API, comma-separated; none by default.")
     data_dirs: Annotated[list[Path], NoDecode] = Field(

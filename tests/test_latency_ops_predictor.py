@@ -63,7 +63,7 @@ def test_shufflenet_v1s_pooled_shortcut_and_unaligned_channels_have_their_own_co
     assert features(odd)["unaligned_macs"] > features(v1)["unaligned_macs"]
 
 
-def test_a_depthwise_convolution_is_charged_for_channels_up_to_a_multiple_of_16() -> None:
+def test_a_depthwise_convolution_is_charged_for_channels_up_to_a_multiple_of_16_and_for_missing_one() -> None:
     small = load_architecture("mobilenetv3-small-1.0")
 
     def with_mid(mid: int):  # type: ignore[no-untyped-def]
@@ -74,6 +74,10 @@ def test_a_depthwise_convolution_is_charged_for_channels_up_to_a_multiple_of_16(
     size = 56  # the block's map at 224: after the stride-2 stem and stride-2 stage 0
     assert features(with_mid(72))["dw_pad_macs"] - base == 9 * (80 - 72) * size * size
     assert features(with_mid(80))["dw_pad_macs"] == base
+    # MLAS's slow int8 depthwise path: every MAC of a convolution whose channels are not a multiple of 16
+    slow = features(with_mid(64))["dw_unaligned_macs"]
+    assert features(with_mid(72))["dw_unaligned_macs"] - slow == 9 * 72 * size * size
+    assert features(with_mid(80))["dw_unaligned_macs"] == slow
 
 
 def _v1_downsamples(arch):  # type: ignore[no-untyped-def]
@@ -89,7 +93,7 @@ def _v1_downsamples(arch):  # type: ignore[no-untyped-def]
 def test_only_runtimes_that_name_them_fit_the_extra_costs() -> None:
     """Adding a runtime's own costs leaves every other device's fit as it was validated."""
     assert feature_names(load_profile("cpu-ort-int8-1t")) == FEATURES + (
-        "avgpool_elems", "unaligned_macs", "unaligned_elems", "dw_pad_macs")
+        "avgpool_elems", "unaligned_macs", "unaligned_elems", "dw_pad_macs", "dw_unaligned_macs")
     assert feature_names(load_profile("cpu-litert-int8-1t")) == tuple(f for f in FEATURES if f != "hswish_elems") + (
         "int8_hswish_elems", "float_hswish_elems")  # the split replaces the shared count
     for name in ("cpu-ort-1t", "cpu-litert-1t", "cpu-openvino-1t"):

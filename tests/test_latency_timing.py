@@ -75,6 +75,12 @@ def test_runs_slowed_by_a_burst_of_other_load_are_set_aside() -> None:
     assert stats.median_ms == stats.p90_ms == pytest.approx(1.0)
     assert (stats.runs, stats.windows) == (70, 7)  # 50 quiet runs suffice
     assert stats.disturbed == pytest.approx(20 / 70)
+    assert stats.all_median_ms == pytest.approx(1.0)  # 50 of 70 runs quiet: the plain median is quiet too
+
+
+def test_the_plain_median_of_all_runs_is_kept_beside_the_quiet_one() -> None:
+    stats = summarize([[1.0, 1.01, 1.02, 1.5, 1.6, 1.7, 1.8]], tolerance=0.1)
+    assert stats.median_ms == pytest.approx(1.01) and stats.all_median_ms == pytest.approx(1.5)
 
 
 def test_quiet_runs_are_those_near_the_fastest_few() -> None:

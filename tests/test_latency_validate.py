@@ -54,6 +54,9 @@ def test_validate_builds_the_table_then_scores_fresh_networks_against_both_refer
     assert len(set(hashes)) == 5 and not calibration & set(hashes)
     assert data["plain_runs"] == 200 and data["plain_rounds"] == 5
     assert all(r["plain_other_cpus"] >= 0 for r in data["networks"])
+    # the project's statistic over the plain loop's own runs: the median of its lower part
+    assert all(0 < r["plain_quiet_ms"] <= r["plain_ms"] for r in data["networks"])
+    assert all(r["project_all_ms"] >= r["project_ms"] > 0 for r in data["networks"])  # and the project's converse
     for name, key in (("plain", "plain_ms"), ("project", "project_ms")):
         ref, errs = data["references"][name], errors(data, key)
         assert ref["within_10"] == sum(abs(e) <= 0.10 for e in errs) / 5

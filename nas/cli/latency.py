@@ -47,7 +47,7 @@ def measure(
         print_json(data)
         return
     _show(f"{name_or_file} on {m.profile} at {m.resolution}x{m.resolution}", data,
-          ["median_ms", "p10_ms", "p90_ms", "runs", "spread", "cached", "arch_hash", "fingerprint"])
+          ["median_ms", "p10_ms", "p90_ms", "all_median_ms", "runs", "spread", "cached", "arch_hash", "fingerprint"])
 
 
 @app.command()

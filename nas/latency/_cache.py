@@ -10,6 +10,7 @@ migration, so an older database is never altered and never read with the wrong c
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -46,7 +47,8 @@ class _Stats:
 
     def set_stats(self, stats: LatencyStats) -> None:
         for name in LatencyStats.__dataclass_fields__:
-            setattr(self, name, getattr(stats, name))
+            if name in _Stats.__annotations__:  # the columns; all_median_ms is not stored
+                setattr(self, name, getattr(stats, name))
         self.created_at = _now()
 
 
@@ -155,7 +157,9 @@ def get_measurement(url: str, arch_hash: str, resolution: int, profile: str, fin
         row = LatencyMeasurementRow.find(s, arch_hash, resolution, profile, fingerprint)
         if row is None:
             return None
-        return {"stats": row.stats(), "hardware": row.hardware, "conditions": row.conditions,
+        # the all-runs median is kept in the conditions (not a column); measurements before it have none
+        stats = replace(row.stats(), all_median_ms=(row.conditions or {}).get("all_median_ms"))
+        return {"stats": stats, "hardware": row.hardware, "conditions": row.conditions,
                 "created_at": row.created_at}
 
 

@@ -29,7 +29,7 @@ from nas.latency._timing import LatencyStats
 
 CANARY_REFERENCE = "mobilenetv3-small-0.75"
 CANARY_RESOLUTION = 224
-_MS_FIELDS = ("median_ms", "p10_ms", "p90_ms", "mean_ms", "min_ms")
+_MS_FIELDS = ("median_ms", "p10_ms", "p90_ms", "mean_ms", "min_ms", "all_median_ms")
 
 
 @lru_cache(maxsize=1)
@@ -62,7 +62,8 @@ def ensure_exported(part: Part) -> None:
 
 def scaled(stats: LatencyStats, factor: float) -> LatencyStats:
     """``stats`` with every time multiplied by ``factor`` (relative figures are unchanged)."""
-    return replace(stats, **{name: getattr(stats, name) * factor for name in _MS_FIELDS})
+    return replace(stats, **{name: getattr(stats, name) * factor for name in _MS_FIELDS
+                             if getattr(stats, name) is not None})
 
 
 def speed_factor(url: str, profile: str, fingerprint: str, canary_ms: float | None,

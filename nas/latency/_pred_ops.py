@@ -16,8 +16,9 @@ A runtime whose kernels have costs the shared features miss names more (``Runtim
 ``RUNTIME_FEATURES``), so adding one never changes the fits of devices already validated: ONNX Runtime int8
 runs ShuffleNet V1's average-pool shortcut as QLinearAveragePool (several times a copy's cost per element),
 its int8 GEMMs take a slow path when a group's channels are not multiples of 4, and its int8 depthwise
-convolutions cost as if their channels were rounded up to a multiple of 16. LiteRT int8 runs most hard-swishes
-as int8 HARD_SWISH at about ten times the per-element cost of the few it leaves in float
+convolutions cost as if their channels were rounded up to a multiple of 16, and two to three times as much
+per MAC again when they are not a multiple of 16 (per-node profiles, docs/latency.md). LiteRT int8 runs
+most hard-swishes as int8 HARD_SWISH at about ten times the per-element cost of the few it leaves in float
 (``_Counts.float_hswish``), so it fits the two apart instead of one ``hswish_elems``.
 """
 
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 FEATURES = ("call", "ops", "dense_macs", "pw_macs", "pw_small_macs", "gpw2_macs", "gpw3_macs", "gpw4_macs",
             "gpw8_macs", "group_calls", "pw_elems", "dw3_macs", "dw5_macs", "dw7_macs", "dw_elems", "hswish_elems",
             "relu_elems", "se_elems", "add_elems", "move_elems", "fc_macs", "weights", "macs_x_weights")
-RUNTIME_FEATURES = ("avgpool_elems", "unaligned_macs", "unaligned_elems", "dw_pad_macs",
+RUNTIME_FEATURES = ("avgpool_elems", "unaligned_macs", "unaligned_elems", "dw_pad_macs", "dw_unaligned_macs",
                     "int8_hswish_elems", "float_hswish_elems")
 # Runtime features that divide a shared one between them: a runtime naming them is not fitted the shared one.
 SPLITS = {"int8_hswish_elems": "hswish_elems", "float_hswish_elems": "hswish_elems"}
@@ -82,6 +83,8 @@ class _Counts:
         if depthwise:
             f[f"dw{kernel}_macs"] += macs
             f["dw_pad_macs"] += kernel * kernel * (-cin % DW_BLOCK) * out * out
+            if cin % DW_BLOCK:
+                f["dw_unaligned_macs"] += macs
             f["dw_elems"] += elems
         elif size == 1:
             f["fc_macs"] += macs

@@ -122,11 +122,10 @@ BUILT_IN: dict[str, DeviceProfile] = {
 
 def devices_dirs() -> list[Path]:
     """Where user profiles are read from: the shipped directory, then ``NAS_DEVICES_DIR`` (later wins)."""
-    dirs = [search_spaces_dir() / "devices"]
-    extra = os.environ.get("NAS_DEVICES_DIR")
-    if extra:
-        dirs.append(Path(extra))
-    return dirs
+    from nas.settings import get_settings
+
+    extra = get_settings().devices_dir
+    return [search_spaces_dir() / "devices", *([extra] if extra else [])]
 
 
 def _read_profile(path: Path) -> DeviceProfile:

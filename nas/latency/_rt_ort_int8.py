@@ -22,8 +22,9 @@ class OrtInt8Runtime(OrtRuntime):
     deploys = ("onnx", True)
     # Measured (docs/latency.md): QLinearAveragePool (ShuffleNet V1's shortcut) costs far more per element
     # than a copy, MLAS's int8 GEMMs slow down when a group's channels are not multiples of 4, and its int8
-    # depthwise convolutions pay for channels rounded up to 16.
-    ops_features = ("avgpool_elems", "unaligned_macs", "unaligned_elems", "dw_pad_macs")
+    # depthwise convolutions pay for channels rounded up to 16, and take a slow path (2-3x per MAC) when the
+    # channels are not a multiple of 16.
+    ops_features = ("avgpool_elems", "unaligned_macs", "unaligned_elems", "dw_pad_macs", "dw_unaligned_macs")
 
     def network_model(self, part: Part) -> bytes:
         return network_artifact(part.spec, "onnx", int8=True, batch=self.profile.batch,

@@ -62,6 +62,9 @@ class LatencyStats:
     ci_rel: float
     windows: int = 1
     disturbed: float = 0.0
+    # The median of every run, disturbed or not: what a user's plain loop reports. Not stored with a cached
+    # measurement (None there); ``nas latency validate`` compares it with the plain loop.
+    all_median_ms: float | None = None
 
     @property
     def spread(self) -> float:
@@ -108,7 +111,7 @@ def summarize(windows: Sequence[Sequence[float]], tolerance: float = math.inf) -
     return LatencyStats(
         median_ms=_quantile(xs, 0.5), p10_ms=_quantile(xs, 0.1), p90_ms=_quantile(xs, 0.9),
         mean_ms=sum(xs) / len(xs), min_ms=xs[0], runs=len(runs), ci_rel=median_ci_rel(xs),
-        windows=len(windows), disturbed=1 - len(xs) / len(runs),
+        windows=len(windows), disturbed=1 - len(xs) / len(runs), all_median_ms=_quantile(sorted(runs), 0.5),
     )
 
 

@@ -8,9 +8,10 @@ the report. The two references:
 - ``plain``: a plain timing loop of the deployed file (``_plain``: median of 200 runs after warm-up, the
   profile's threads, pinned to its CPUs), what a user's benchmark script reports; the files are timed in 5
   shuffled rounds of 40 runs, so host drift touches them alike (one loop per file did not repeat:
-  docs/latency.md);
+  docs/latency.md); each row also has ``plain_quiet_ms``, the project's quiet-run median of the same runs;
 - ``project``: the project's own measurement (``measure_many``: quiet-run median in a fresh pinned process,
-  scaled by the speed canary), what a search stores. Its unscaled value is in each row as ``project_raw_ms``.
+  scaled by the speed canary), what a search stores. Its unscaled value is in each row as ``project_raw_ms``,
+  the (scaled) median of all its runs, quiet or not, as ``project_all_ms``.
 
 Per reference: the share within +-5% and +-10%, Kendall's tau, the mean absolute percentage error, the
 median signed error (bias) and the worst networks.
@@ -85,11 +86,11 @@ def accuracy(predicted: Sequence[float], measured: Sequence[float], hashes: Sequ
 
 def plain_medians(profile: DeviceProfile, paths: Sequence[Path], runs: int = PLAIN_RUNS,
                   progress: Callable[[int], None] | None = None, rounds: int = PLAIN_ROUNDS
-                  ) -> list[tuple[float, float]]:
+                  ) -> list[tuple[float, float, float]]:
     """Median ms of ``runs`` plain timed inferences of each file, in one fresh process pinned to the
     profile's CPUs (``python -m nas.latency._plain``, in ``rounds`` interleaved rounds; it holds the CPUs'
-    measuring lock per visit of a file), and the CPUs' worth of other processes' work meanwhile (a plain
-    median has no defence against it)."""
+    measuring lock per visit of a file), the CPUs' worth of other processes' work meanwhile (a plain
+    median has no defence against it), and the quiet-run median of the same runs (the project's statistic)."""
     threads = str(profile.threads)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"}
     cpus = ",".join(map(str, profile.pinned_cpus()))
@@ -97,11 +98,12 @@ def plain_medians(profile: DeviceProfile, paths: Sequence[Path], runs: int = PLA
                "--threads", threads, "--rounds", str(rounds), "--json", *(["--cpus", cpus] if cpus else [])]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
-    medians: list[tuple[float, float]] = []
+    medians: list[tuple[float, float, float]] = []
     for line in proc.stdout:
         if line.startswith("{"):
             msg = json.loads(line)
-            medians.append((float(msg["latency"]["median_ms"]), float(msg["load"]["other_cpus"])))
+            lat = msg["latency"]
+            medians.append((float(lat["median_ms"]), float(msg["load"]["other_cpus"]), float(lat["quiet_median_ms"])))
             if progress:
                 progress(len(medians))
     _, err = proc.communicate()
@@ -184,9 +186,11 @@ def validate(profile: str | DeviceProfile, space: str | SearchSpace, resolution:
                             progress=lambda d, t: report("fresh networks", d, t))
     project = [m.stats.median_ms for m in measured]
     raw = [m.conditions.get("raw_median_ms") or m.stats.median_ms for m in measured]
+    project_all = [m.conditions.get("all_median_ms") for m in measured]
     fmt = deployed_format(prof) if _REGISTRY[prof.runtime].local else None
     plain: list[float] | None = None
     busy: list[float | None] = [None] * len(archs)
+    plain_quiet: list[float | None] = [None] * len(archs)
     if fmt is not None:
         with tempfile.TemporaryDirectory(prefix="nas-validate-") as held:
             paths = [_hold(network_artifact(network_part(a, res).spec, fmt[0], int8=fmt[1], batch=prof.batch,
@@ -194,7 +198,7 @@ def validate(profile: str | DeviceProfile, space: str | SearchSpace, resolution:
                      for a in archs]
             timed = plain_medians(prof, paths,
                                   progress=lambda d: report("fresh networks, plain loop", d, len(paths)))
-        plain, busy = [t[0] for t in timed], [t[1] for t in timed]
+        plain, busy, plain_quiet = [t[0] for t in timed], [t[1] for t in timed], [t[2] for t in timed]
     hashes = [a.hash for a in archs]
     fitted = _fit_summary(predictor, sp, res)
     return {
@@ -211,6 +215,7 @@ def validate(profile: str | DeviceProfile, space: str | SearchSpace, resolution:
         "plain_runs": PLAIN_RUNS if plain else None,
         "plain_rounds": PLAIN_ROUNDS if plain else None,
         "networks": [{"arch_hash": h, "predicted_ms": p, "plain_ms": plain[i] if plain else None,
-                      "plain_other_cpus": busy[i], "project_ms": project[i], "project_raw_ms": raw[i]}
+                      "plain_quiet_ms": plain_quiet[i], "plain_other_cpus": busy[i], "project_ms": project[i],
+                      "project_raw_ms": raw[i], "project_all_ms": project_all[i]}
                      for i, (h, p) in enumerate(zip(hashes, predicted, strict=True))],
     }
