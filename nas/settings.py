@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     device_wait: float = Field(
         default=600.0, gt=0, description="Seconds a search waits for a live worker on its device's latency queue "
         "before it fails.")
+    worker_shutdown_grace: float = Field(
+        default=10.0, ge=0, le=3600, description="Seconds the tasks a `nas worker` is running get to finish when it "
+        "is stopped (SIGTERM, Ctrl-C); then they are cancelled and their messages go back to Redis for the next "
+        "worker (a search resumes from the database). Celery's own warm shutdown would wait for a whole search.")
     search_drivers: int = Field(default=2, ge=1, le=64, description="Search drivers of a default `nas worker`.")
     api_url: str = Field(default="http://127.0.0.1:8000", description="Where CLI client commands send requests.")
     api_token: str = Field(default="", description="Bearer token for CLI client commands (`nas token create`).")
@@ -40,8 +44,10 @@ class Settings(BaseSettings):
         default=None, description="Where converted files (.onnx, .tflite, OpenVINO IR) a latency worker times are "
         "kept; empty means nas-artifacts under the system's temporary directory.")
     artifact_cache_mb: float = Field(
-        default=2048, ge=0, allow_inf_nan=False, description="Megabytes of converted files kept, most recently used "
-        "first: `nas latency validate --n 100` times a hundred files twice, and LiteRT converts one in 10-15 s.")
+        default=8192, ge=0, allow_inf_nan=False, description="Megabytes of converted files kept, most recently used "
+        "first: `nas latency validate --n 100` times 140 files twice, and an OpenVINO ShuffleNet at 224 is 17 MB "
+        "(2048 held 122 of them, fewer than the 140 a pass needs, so each pass evicted files it was about to time "
+        "again); LiteRT converts one in 10-15 s.")
     search_spaces_dir: Path | None = Field(
         default=None, description="Where the shipped spaces, reference architectures and device profiles are read "
         "from; empty means the package's own search_spaces/ (set it for an installed, non-editable deployment).")

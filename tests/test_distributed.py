@@ -34,6 +34,7 @@ VISIBILITY = 15  # seconds before Redis redelivers a message whose worker died w
 LEASE = 8  # seconds a driver's lease lasts without renewal (renewed every 2 s)
 DEVICE_WAIT = 25  # seconds a search waits for a live worker on its device before it fails
 NOBODY = "nobody-cpu"  # a device profile no worker serves
+GRACE = 3  # seconds a stopped worker's running tasks get before they are cancelled and requeued
 
 
 @dataclass
@@ -92,6 +93,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     env.update({"NAS_DATABASE_URL": url, "NAS_REDIS_URL": REDIS_URL, "NAS_HOME": str(home),
                 "NAS_DEVICE_TTL": "30", "NAS_TASK_VISIBILITY_TIMEOUT": str(VISIBILITY),
                 "NAS_DRIVER_LEASE": str(LEASE), "NAS_DEVICE_WAIT": str(DEVICE_WAIT),
+                "NAS_WORKER_SHUTDOWN_GRACE": str(GRACE),
                 "NAS_DEVICES_DIR": str(home / "devices"),
                 "NAS_SEARCH_PARALLELISM": "2", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
     c = Cluster(env, home, url)
@@ -228,6 +230,7 @@ def test_a_search_submitted_over_http_is_finished_by_workers_and_its_best_matche
     study = cluster.study(search_id)
     assert best == best_within_target(study, 0.5).user_attrs["architecture"]
     assert_every_trial_once(cluster, search_id, 3)
+    assert status_of(cluster, search_id)["attempts"] >= 2, "a second driver finished it"
     status = json.loads(cluster.nas("status", search_id, "--json").stdout)
     assert status["status"] == "succeeded" and status["progress"]["finished"] == 3
     import httpx
@@ -360,3 +363,40 @@ def test_one_driver_per_search_a_second_delivery_and_doctor_fix_leave_the_live_d
     assert final["attempts"] == 1 and final["worker"] == first["worker"]
     assert not any(t.user_attrs.get("interrupted") for t in cluster.study(search_id).trials)
     assert_every_trial_once(cluster, search_id, 2)
+
+
+def test_a_stopped_worker_lets_go_of_its_running_search_within_its_grace_and_another_finishes_it(
+        cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """SIGTERM to a default `nas worker` (search and train in one command) mid-search: it is gone, with every
+    process it started, within NAS_WORKER_SHUTDOWN_GRACE and a little, its tasks cancelled and their
+    messages back on Redis, and workers started afterwards finish the search, each trial once.
+    Celery's warm shutdown would have waited for the whole search."""
+    for name in [n for n in cluster.procs if n.startswith(("search", "train"))]:
+        cluster.kill(name)
+    both = cluster.start_worker("both", "-Q", "search,train")
+    search_id = submit(cluster, write_spec(tmp_path / "t.yaml", "e2e-stop", trials=3, epochs=30))
+    wait_for(lambda: in_flight(cluster, search_id) and f"nas.train[train-search-{search_id}" in worker_logs(
+        cluster, "both"), 300, "the worker to drive the search and train a trial")
+    time.sleep(2)
+    stopped_at = time.monotonic()
+    both.send_signal(signal.SIGTERM)
+    both.wait(GRACE + 25)
+    took = time.monotonic() - stopped_at
+    cluster.procs.pop("both")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # pool processes go with their parent
+        try:
+            os.killpg(both.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("processes of the stopped worker are still running")
+    assert took < GRACE + 20, f"stopping took {took:.1f} s"
+    assert status_of(cluster, search_id)["status"] == "running"
+    cluster.start_worker("search", "-Q", "search")
+    cluster.start_worker("train-after-stop", "-Q", "train")
+    watched = cluster.nas("status", search_id, "--watch", "--interval", "0.5", timeout=900)
+    assert watched.returncode == 0, watched.stderr + worker_logs(cluster, "search")[-3000:]
+    assert_every_trial_once(cluster, search_id, 3)
+    assert status_of(cluster, search_id)["attempts"] >= 2, "a second driver finished it"

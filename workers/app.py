@@ -35,6 +35,9 @@ def create_app() -> Celery:
         result_expires=24 * 3600,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        # with REMAP_SIGTERM=SIGQUIT (set by `nas worker`) a stop is Celery's soft shutdown: running tasks get
+        # this long, then are cancelled and requeued (late acks), instead of a warm shutdown waiting for hours
+        worker_soft_shutdown_timeout=settings.worker_shutdown_grace,
     )
     return app
 

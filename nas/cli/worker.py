@@ -5,6 +5,10 @@ would run them: with ``search`` and other queues in one Celery pool (concurrency
 only process and nothing trained, ever. So a worker asked for ``search`` together with other queues (the
 default, ``search,train``) runs two Celery workers as child processes: one pool of ``--drivers`` processes
 for ``search`` and one of ``--concurrency`` for the rest. It stops both when either ends or on a signal.
+
+A stop (SIGTERM, Ctrl-C) is Celery's soft shutdown: running tasks get ``NAS_WORKER_SHUTDOWN_GRACE`` seconds,
+then are cancelled and their unacknowledged messages go back to Redis. Celery's default for SIGTERM, a warm
+shutdown, waits for every running task, and a search driver's task lasts as long as its search.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ def worker(
     `latency.<device>` when --device is given."""
     import socket
 
+    os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")  # read by billiard when imported: SIGTERM -> soft shutdown
     from nas.settings import get_settings
 
     chosen = [q.strip() for q in queues.split(",") if q.strip()] if queues else []
@@ -51,7 +56,7 @@ def worker(
         raise typer.Exit(_supervise(
             [["-Q", SEARCH, "-c", str(drivers or settings.search_drivers)],
              ["-Q", ",".join(rest), "-c", str(concurrency), *(["--device", device] if device else [])]],
-            name, loglevel))
+            name, loglevel, grace=settings.worker_shutdown_grace))
     # the devices this process may time on: only those whose latency queue it serves (``nas.latency._guard``)
     from nas.latency._guard import ENV as TIMING_ENV
 
@@ -67,18 +72,18 @@ def worker(
                             "--loglevel", loglevel, "--without-gossip", "--without-mingle"])
 
 
-def _supervise(children: list[list[str]], name: str | None, loglevel: str) -> int:
-    """Run one ``nas worker`` per argument list; forward SIGINT/SIGTERM; when one ends, stop the other.
-    Returns the first exit code."""
+def _supervise(children: list[list[str]], name: str | None, loglevel: str, *, grace: float) -> int:
+    """Run one ``nas worker`` per argument list; a SIGINT/SIGTERM reaches them as SIGTERM (their soft shutdown);
+    when one ends, stop the other. Returns the first exit code."""
     procs = []
     for args in children:
         node = ["--name", f"{args[1].split(',')[0].replace('.', '_')}-{name}"] if name else []
         procs.append(subprocess.Popen([sys.executable, "-m", "nas", "worker", *args, *node, "--loglevel", loglevel]))
 
-    def forward(signum: int, _frame: object) -> None:
+    def forward(_signum: int, _frame: object) -> None:
         for p in procs:
             if p.poll() is None:
-                p.send_signal(signum)
+                p.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
@@ -97,7 +102,7 @@ def _supervise(children: list[list[str]], name: str | None, loglevel: str) -> in
                 p.terminate()
         for p in procs:
             try:
-                p.wait(30)
+                p.wait(grace + 30)
             except subprocess.TimeoutExpired:
                 p.kill()
     return code

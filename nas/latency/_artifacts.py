@@ -101,7 +101,7 @@ def network_artifact(spec: dict[str, Any], fmt: str, *, int8: bool = False, batc
 
 
 def _prune(directory: Path, keep: Path) -> None:
-    """Keep the most recently used artifacts up to ``NAS_ARTIFACT_CACHE_MB`` (default 2048) in all. The
+    """Keep the most recently used artifacts up to ``NAS_ARTIFACT_CACHE_MB`` (default 8192) in all. The
     budget is in bytes, not files: a search measures thousands of networks, each file up to tens of MB,
     yet ``nas latency validate --n 100`` times a hundred files twice (project, then plain loop), and a
     budget of a few dozen files made it convert every LiteRT network again (10-15 s each)."""
