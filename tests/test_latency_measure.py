@@ -180,3 +180,35 @@ def _running(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel's parent-death signal is Linux's")
+def test_a_converting_process_ends_with_the_measuring_process_that_started_it(tmp_path: Path) -> None:
+    """The measuring process converts files in a pool of its own; killed, it must not leave that pool
+    converting for minutes (as a killed `nas latency validate` once did)."""
+    parent = subprocess.Popen([sys.executable, "-c", """
+import multiprocessing, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from nas.latency._artifacts import _converter_started
+if __name__ == "__main__":
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_converter_started, initargs=([],))
+    print(pool.submit(__import__("os").getpid).result(), flush=True)
+    pool.submit(time.sleep, 120)
+    time.sleep(120)
+"""], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        if Path(f"/proc/{child}/stat").read_text().split()[2] == "Z":
+            return  # ended, not yet reaped
+        time.sleep(0.1)
+    os.kill(child, 9)
+    raise AssertionError("the converting process outlived the one that started it")

@@ -128,7 +128,12 @@ def _prune(directory: Path, keep: Path) -> None:
 _POOL: list[Any] = []  # one pool of converting processes per measuring process, started on first need
 
 
-def _unpinned(cpus: list[int]) -> None:
+def _converter_started(cpus: list[int]) -> None:
+    """A converting process runs on every CPU of the profile and ends with the measuring process that
+    started it (a killed ``nas latency validate`` left two converting LiteRT files for 11 minutes)."""
+    from nas.latency._worker import _end_with_parent
+
+    _end_with_parent(os.getppid())
     if cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cpus)
 
@@ -146,7 +151,7 @@ def prefetch_networks(specs: list[dict[str, Any]], fmt: str, *, int8: bool, batc
 
     if not _POOL:
         _POOL.append(ProcessPoolExecutor(max_workers=len(cpus), mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_unpinned, initargs=(cpus,)))
+                                         initializer=_converter_started, initargs=(cpus,)))
     convert = partial(_try_artifact, fmt=fmt, int8=int8, batch=batch, calibration=calibration)
     list(_POOL[0].map(convert, specs))
 
