@@ -126,3 +126,32 @@ def test_the_cli_prints_the_winner_and_the_time_of_each_phase(setup: dict[str, o
     winner = parse_architecture(json.loads((tmp_path / "winner.json").read_text()))
     assert winner.hash == result["winner"]["arch_hash"]
     assert yaml.safe_load(QUICK_PROFILE_YAML)["runtime"] == "onnxruntime"
+
+
+def test_the_cli_specialises_for_a_device_whose_predictor_is_per_operator_costs(
+        setup: dict[str, object], tmp_path: Path) -> None:
+    """LiteRT, OpenVINO and the int8 profiles predict with per-operator costs fitted on measured networks,
+    not with a lookup table: without --table the CLI uses whichever predictor the profile names (it read
+    only tables, and stopped with "the table has no entry" on every such device)."""
+    devices = tmp_path / "devices"
+    devices.mkdir()
+    (devices / "ops-ort.yaml").write_text(QUICK_PROFILE_YAML
+                                          + "speed_canary: false\npredictor: ops\npredictor_networks: 8\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NAS_")}
+    env.update({"NAS_HOME": str(tmp_path), "NAS_DEVICES_DIR": str(devices),
+                "NAS_DATABASE_URL": f"sqlite:///{tmp_path / 'ops.db'}", "PYTHONPATH": str(REPO)})
+    space = str(Path(str(setup["root"])) / "micro.yaml")
+    built = subprocess.run([sys.executable, "-m", "nas", "latency", "profile", "--device", "ops-ort", "--space", space,
+                            "--resolution", "96", "--json"], cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert built.returncode == 0, built.stderr
+    assert json.loads(built.stdout.strip().splitlines()[-1])["approach"] == "ops"
+    target = 2 * float(setup["target"])  # type: ignore[arg-type]
+    got = subprocess.run([sys.executable, "-m", "nas", "supernet", "specialize", str(setup["file"]),
+                          "--device", "ops-ort", "--target-ms", f"{target:.4f}", "--samples", "16",
+                          "--candidates", "200", "--finalists", "2", "-q"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert got.returncode == 0, got.stderr
+    result = json.loads(got.stdout)
+    assert result["winner"]["measured"]["median_ms"] <= float(f"{target:.4f}")
+    assert 0 < result["winner"]["predicted_ms"] < 100

@@ -144,7 +144,7 @@ def profile(
         from nas.spaces import load_space
 
         sp = load_space(space)
-        info = build_predictor(device, sp.name, resolution or sp.definition.resolution[0], networks=calibrate)
+        info = build_predictor(device, sp, resolution or sp.definition.resolution[0], networks=calibrate)
         if as_json:
             print_json(info)
         else:

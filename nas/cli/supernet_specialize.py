@@ -19,7 +19,8 @@ def specialize(
     device: Annotated[str, typer.Option("--device", help="Device profile the winner must meet T on.")],
     target_ms: Annotated[float, typer.Option("--target-ms", min=0.001, help="Latency target T (measured median).")],
     table: Annotated[list[Path] | None, typer.Option("--table", help="Latency table file(s) of the device "
-                                                      "(default: its table in the database).")] = None,
+                                                      "(default: the device's predictor in the database: "
+                                                      "its table or per-operator costs).")] = None,
     samples: Annotated[int, typer.Option("--samples", min=8, help="Subnets evaluated one-shot to fit the accuracy "
                                          "predictor (once per supernet, then cached).")] = 100,
     candidates: Annotated[int, typer.Option("--candidates", min=10, help="Candidates evolution scores.")] = 5000,
@@ -33,6 +34,7 @@ def specialize(
     """Fit (or reuse) the supernet's accuracy predictor, run regularized evolution on accuracy and latency
     predictors, measure the best few on the device and print the winner within T with each phase's time."""
     from nas.latency import LatencyPredictor, load_profile, measure_many
+    from nas.latency._predictors import load_predictor
     from nas.service.supernet_files import resolve_supernet
     from nas.settings import get_settings
     from nas.supernet import load_supernet
@@ -42,8 +44,8 @@ def specialize(
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     url = get_settings().resolved_database_url()
     profile = load_profile(device)
-    predictor = LatencyPredictor.from_file(*table) if table else LatencyPredictor.from_database(
-        profile, database_url=url)
+    # the profile's own approach: a lookup table, or per-operator costs (LiteRT, OpenVINO, int8 profiles)
+    predictor = LatencyPredictor.from_file(*table) if table else load_predictor(profile, database_url=url)
     loaded = load_supernet(str(resolve_supernet(url, supernet)))
     settings = SpecializeSettings(samples=samples, candidates=candidates, finalists=finalists, seed=seed,
                                   refresh=refresh)
