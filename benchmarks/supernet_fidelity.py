@@ -69,6 +69,8 @@ def main() -> None:
                         help="Only proxy-train the subnets stand-alone (a later run reuses them with --reuse).")
     parser.add_argument("--oneshot-only", action="store_true",
                         help="Train the supernet and evaluate one-shot; stand-alone results only from --reuse.")
+    parser.add_argument("--supernet", type=Path, help="Evaluate this trained supernet.pt (trained on the same "
+                        "--dataset and --subset) instead of training one.")
     parser.add_argument("--note", default="")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--indices", type=int, nargs=2, metavar=("START", "STOP"),
@@ -120,7 +122,16 @@ def main() -> None:
                   f"{p.last_eval}", flush=True)
 
     loaded = None
-    if not args.standalone_only:
+    if args.supernet is not None and not args.standalone_only:
+        loaded = load_supernet(str(args.supernet))
+        summary_file = args.supernet.parent / "summary.json"
+        record["supernet_spec"] = loaded.meta.get("spec", record["supernet_spec"])
+        trained = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+        record["supernet"] = {"file": str(args.supernet),
+                              **{k: v for k, v in trained.items() if k in ("history", "steps", "epochs")}}
+        save()
+        calib_x, val_x, val_y = oneshot_data(loaded, 512)
+    elif not args.standalone_only:
         summary = train_supernet(spec, args.out / "run", on_progress=epoch_done)
         record["supernet"] = {"history": summary["history"], "steps": summary["steps"],
                               "seconds_last_run": summary["seconds_this_run"]}
