@@ -230,7 +230,6 @@ def test_a_search_submitted_over_http_is_finished_by_workers_and_its_best_matche
     study = cluster.study(search_id)
     assert best == best_within_target(study, 0.5).user_attrs["architecture"]
     assert_every_trial_once(cluster, search_id, 3)
-    assert status_of(cluster, search_id)["attempts"] >= 2, "a second driver finished it"
     status = json.loads(cluster.nas("status", search_id, "--json").stdout)
     assert status["status"] == "succeeded" and status["progress"]["finished"] == 3
     import httpx
