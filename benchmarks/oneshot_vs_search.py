@@ -68,6 +68,11 @@ def environment(args: argparse.Namespace) -> dict[str, str]:
             "NAS_ARTIFACT_CACHE": str(args.out / "home" / "artifacts"), "OMP_NUM_THREADS": "1"}
 
 
+def adopt(env: dict[str, str]) -> None:
+    """Measure in this process against the same database and artifact cache as the CLI children."""
+    os.environ.update({k: env[k] for k in ("NAS_HOME", "NAS_DATABASE_URL", "NAS_ARTIFACT_CACHE")})
+
+
 def prepare(args: argparse.Namespace, state: dict[str, Any], save: Any) -> None:
     """Tables and T_d, on a quiet machine."""
     from nas.arch import load_architecture
@@ -84,7 +89,7 @@ def prepare(args: argparse.Namespace, state: dict[str, Any], save: Any) -> None:
             raise SystemExit(f"table for {device} failed; see {args.out / 'logs'}")
         state["tables"][device] = {k: v for k, v in run.items() if k != "stdout"}
         save()
-    os.environ.update({k: env[k] for k in ("NAS_HOME", "NAS_DATABASE_URL", "NAS_ARTIFACT_CACHE")})
+    adopt(env)
     reference = load_architecture(args.reference).with_(num_classes=10, resolution=args.resolution)
     for device in args.device_list:
         if device not in state["targets"]:
@@ -223,7 +228,7 @@ def timing_pass(args: argparse.Namespace, state: dict[str, Any], save: Any) -> N
     if "latency" in state:
         return
     env = environment(args)
-    os.environ.update({k: env[k] for k in ("NAS_HOME", "NAS_DATABASE_URL", "NAS_ARTIFACT_CACHE")})
+    adopt(env)
     view: dict[str, Any] = {"searches": {k: {"arch": r["arch"]} for k, r in state["winners"].items()}}
     final_pass(args, view, lambda: None)
     state["latency"], state["final_pass"] = view["latency"], view["final_pass"]
