@@ -26,6 +26,10 @@ SPACE, RES, DEVICE = "mobilenetv3-small", 64, "quick-ort"  # ONNX Runtime, 1 thr
 # Rewards that rank the slowest network first (accuracy x (latency/T)^5): the case where a reward prefers
 # networks over T, made certain instead of likely.
 SLOW_FIRST = {"kind": "custom", "alpha": 5.0, "beta": 5.0}
+# Trained long enough that accuracies sit within ~1.7x of each other (0.52-0.90 here, 0.23-0.57 after one
+# epoch): latency^5 then decides SLOW_FIRST's ranking. After one epoch a near-chance slow network ranked below
+# a fast accurate one, and the predicted winner was once the fastest network measured (CI, AMD VM).
+SATURATED = {"recipe": {"epochs": 4, "resolution": 32, "batch_size": 32, "threads": 1}}
 
 
 @pytest.fixture
@@ -121,7 +125,7 @@ def test_a_predicted_winner_that_measures_over_t_is_replaced_by_the_best_one_tha
     """A calibration skewed to predict half the latency puts every network within T by prediction; the
     final check measures the predicted winner over T and reports the best-ranked one measured within."""
     _skew(0.5)
-    spec = tiny_spec(name="replaced", device=DEVICE, reward=SLOW_FIRST, budget={"trials": 5},
+    spec = tiny_spec(name="replaced", device=DEVICE, reward=SLOW_FIRST, budget={"trials": 5}, proxy=SATURATED,
                      latency={"mode": "predicted", "resolution": RES, "target_ms": 50.0, "confirm": 0,
                               "recalibrate_every": 0})
     ctx = run_search(spec, storage_url=home, run_dir=tmp_path / "run")
@@ -146,17 +150,17 @@ def test_a_predicted_winner_that_measures_over_t_is_replaced_by_the_best_one_tha
     assert checked[f"{top.user_attrs['arch_hash']}@{RES}"]["within"] is False
     assert checked[f"{best.user_attrs['arch_hash']}@{RES}"]["within"] is True
     assert over_target_best(ctx).number == top.number  # type: ignore[union-attr]
-    # The pass refitted the skewed calibration: every re-measured network is now predicted nearer its measurement.
+    # The pass refitted the skewed calibration: the re-measured networks are now predicted nearer their
+    # measurements, on average (one network alone may move away: the refit is one line through them all).
     passes = ctx.study.user_attrs[FINAL_KEY]["passes"]
     assert passes[0]["refits"] and passes[0]["refits"][0]["before"]["slope"] == 0.5
-    for key, v in checked.items():
-        arch = parse_architecture(next(t for t in ranked if f"{t.user_attrs['arch_hash']}@{RES}" == key)
-                                  .user_attrs["architecture"])
-        from nas.search._latency import predictor
+    from nas.search._latency import predictor
 
-        now = predictor(DEVICE).predict(arch)
-        assert abs(now - v["raw_median_ms"]) < abs(ctx.study.trials[v["trial"]].user_attrs["latency_ms"]
-                                                   - v["raw_median_ms"])
+    by_key = {f"{t.user_attrs['arch_hash']}@{RES}": t for t in ranked}
+    networks = {key: {"median_ms": v["raw_median_ms"], "predicted_ms": by_key[key].user_attrs["latency_ms"],
+                      "repredicted_ms": predictor(DEVICE).predict(parse_architecture(
+                          by_key[key].user_attrs["architecture"]))} for key, v in checked.items()}
+    assert _mean_error(networks, "repredicted_ms") < _mean_error(networks, "predicted_ms")
 
 
 def test_a_predicted_search_measures_its_top_candidates_and_refits_the_calibration_as_it_goes(
