@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from api import docs, openapi
 from api.errors import database_unavailable_handler, nas_error_handler
 from api.limits import BodySizeLimit
-from api.routes import artifacts, devices, health, searches, spaces, supernets
+from api.routes import artifacts, devices, health, searches, spaces, supernets, trainings
 from nas.errors import DatabaseUnavailableError, NASError
 from nas.service import upgrade
 from nas.settings import get_settings
@@ -52,7 +52,7 @@ def create_app() -> FastAPI:
     if settings.cors_origins:  # off unless configured: browsers on other origins get no CORS headers
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
                            allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
-    for module in (health, searches, artifacts, supernets, spaces, devices):
+    for module in (health, searches, artifacts, supernets, trainings, spaces, devices):
         app.include_router(module.router)
     openapi.install(app)
     docs.install(app)  # Swagger UI and ReDoc from local files: no CDN

@@ -1,4 +1,5 @@
-"""OpenAPI: document ``POST /searches``'s and ``POST /supernets``' bodies as the SearchSpec and SupernetSpec schemas.
+"""OpenAPI: document the bodies of ``POST /searches``, ``/supernets`` and ``/trainings`` as the SearchSpec,
+SupernetSpec and TrainingSpec schemas.
 
 The route takes the body as plain JSON and validates it itself (``validate_submission``), so that
 every spec error, whether from the schema or from the checks beyond it, is one 422 naming the field
@@ -14,6 +15,7 @@ from fastapi.openapi.utils import get_openapi
 
 from nas.search import SearchSpec
 from nas.supernet import SupernetSpec
+from nas.training import TrainingSpec
 
 
 def _body(model: str) -> dict[str, Any]:
@@ -23,6 +25,7 @@ def _body(model: str) -> dict[str, Any]:
 
 SEARCH_SPEC_BODY: dict[str, Any] = _body("SearchSpec")
 SUPERNET_SPEC_BODY: dict[str, Any] = _body("SupernetSpec")
+TRAINING_SPEC_BODY: dict[str, Any] = _body("TrainingSpec")
 
 
 def install(app: FastAPI) -> None:
@@ -31,7 +34,7 @@ def install(app: FastAPI) -> None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes, tags=app.openapi_tags)
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in (SearchSpec, SupernetSpec):
+            for model in (SearchSpec, SupernetSpec, TrainingSpec):
                 spec = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 for name, definition in spec.pop("$defs", {}).items():
                     components.setdefault(name, definition)

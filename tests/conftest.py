@@ -73,7 +73,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 # The long end-to-end files are handed out first, so that no worker is left alone with one of them at the end.
 # Longest first, as measured on 2026-11-30 (--durations, loaded host): 350-130 s each.
 LONG_FIRST = ("test_search", "test_deployable", "test_distributed", "test_final_check", "test_service_specs",
-              "test_faults", "test_latency_runtimes", "test_artifacts_distributed", "test_supernet_service")
+              "test_faults", "test_latency_runtimes", "test_artifacts_distributed", "test_train_queue_service")
 
 
 def pytest_configure(config: pytest.Config) -> None:

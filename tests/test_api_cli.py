@@ -141,5 +141,5 @@ def test_token_list_revoke_and_db_commands(service: Service, tmp_path: Path) -> 
 
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
     upgraded = nas(service, "db", "upgrade", NAS_DATABASE_URL=fresh)
-    assert upgraded.returncode == 0 and "revision nas0003" in upgraded.stderr
-    assert "at nas0003, newest nas0003" in nas(service, "db", "current", NAS_DATABASE_URL=fresh).stderr
+    assert upgraded.returncode == 0 and "revision nas0004" in upgraded.stderr
+    assert "at nas0004, newest nas0004" in nas(service, "db", "current", NAS_DATABASE_URL=fresh).stderr

@@ -49,7 +49,7 @@ def test_health(service: Service) -> None:
     with service.client() as c:
         body = c.get("/health").json()
     assert body["status"] == "ok" and body["database"] == "ok" and body["redis"] == "ok"
-    assert body["schema_revision"] == "nas0003"
+    assert body["schema_revision"] == "nas0004"
 
 
 def test_openapi_documents_every_endpoint_and_the_spec(service: Service) -> None:

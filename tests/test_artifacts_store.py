@@ -83,7 +83,7 @@ def test_the_migration_adds_artifacts_and_the_admin_flag_to_a_database_at_the_pr
         conn.execute(text("INSERT INTO nas_tokens (id, name, token_hash, prefix, created_at) "
                           "VALUES ('old0', :n, :h, 'nas_old', CURRENT_TIMESTAMP)"),
                      {"n": f"old-{uuid.uuid4().hex[:6]}", "h": uuid.uuid4().hex + uuid.uuid4().hex})
-    assert upgrade(database_url) == head_revision() == "nas0003"
+    assert upgrade(database_url) == head_revision() == "nas0004"
     assert [t.admin for t in list_tokens(database_url) if t.id == "old0"] == [False]
     _, token = create_token(database_url, f"admin-{uuid.uuid4().hex[:6]}", admin=True)
     record = authenticate(database_url, token)

@@ -114,7 +114,12 @@ def test_the_command_trains_with_a_state_file_teacher_and_names_bad_options(tmp_
                 "--device", "cpu-torch-1t", "-q", "-o", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert set(out["files"]) == {"state"}  # a torch-eager device gets the state file, not ONNX
+    # a torch-eager device deploys the state file itself: no ONNX, and the provenance names it
+    assert set(out["files"]) == {"state", "deployable", "provenance"}
+    assert out["files"]["deployable"] == out["files"]["state"]
+    provenance = json.loads(Path(out["files"]["provenance"]).read_text())
+    assert provenance["format"] == "pytorch" and provenance["device"]["profile"] == "cpu-torch-1t"
+    assert provenance["teacher"]["kind"] == "state" and provenance["files"]["model.pt"]["size"] > 0
     bad = _nas(tmp_path, "train", str(arch_file), "--teacher", "largest")
     assert bad.returncode == 2 and "teacher.source" in bad.stderr and "supernet" in bad.stderr
     assert load_architecture(str(arch_file)) == _arch()

@@ -11,6 +11,7 @@ RUN_SEARCH = "nas.search.run"
 TRAIN = "nas.train"
 MEASURE_LATENCY = "nas.latency"
 TRAIN_SUPERNET = "nas.supernet.train"
+TRAIN_NETWORK = "nas.network.train"
 TIME_TABLE = "nas.latency.table"
 CONFIRM_LATENCY = "nas.latency.confirm"
 
@@ -47,6 +48,12 @@ async def submit_supernet_async(supernet_id: str, broker: Any) -> None:
     """Queue a supernet's training on the ``train`` queue (from the API's event loop). A duplicate message is
     harmless: the trainer's lease lets one worker train it, and a finished supernet is left alone."""
     await push(broker, f"supernet-{supernet_id}", TRAIN_SUPERNET, [supernet_id], TRAIN_QUEUE)
+
+
+async def submit_training_async(training_id: str, broker: Any) -> None:
+    """Queue a network's training (``POST /trainings``) on the ``train`` queue; duplicates are harmless, as
+    for supernets."""
+    await push(broker, f"training-{training_id}", TRAIN_NETWORK, [training_id], TRAIN_QUEUE)
 
 
 def send_table(payload: dict[str, Any], task_id: str) -> None:

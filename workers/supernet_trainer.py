@@ -1,11 +1,6 @@
-"""The ``train`` queue's supernet work: claim a stored supernet's lease, train it (resuming from the last
-checkpoint in the database), keep its row current, store the checkpoint every epoch and the file at the end.
-
-The database is the only state that survives a worker: the local folder is scratch, emptied at every
-start. So a worker killed at any point costs at most the epoch in progress; the next delivery of the
-message (Celery's late ack) claims the expired lease and resumes from the last uploaded checkpoint, on any
-machine. One trainer at a time: the lease is renewed from a thread and every write carries its token.
-"""
+"""The ``train`` queue's supernet work (``POST /supernets``): train a stored supernet under its lease
+(``workers.spec_job_runner``), resuming from the last checkpoint in the database, keep its row current,
+store the checkpoint every epoch and the file at the end."""
 
 from __future__ import annotations
 
@@ -13,62 +8,20 @@ import logging
 import math
 import shutil
 import time
-from pathlib import Path
 from typing import Any
 
-from nas.errors import LeaseLost, NASError, NotFoundError
+from nas.errors import LeaseLost, NASError
 from nas.settings import get_settings
-from workers.driver import DriverFailed, Standby
+from workers.spec_job_runner import PROGRESS_EVERY, Cancelled, restore, run_leased
+from workers.spec_job_runner import fail as fail_job
 
 log = logging.getLogger(__name__)
 
-PROGRESS_EVERY = 1.0  # seconds between progress writes (each also looks for a cancel request)
-
-
-class Cancelled(Exception):  # noqa: N818 - a signal out of the training loop, not an error
-    pass
-
 
 def train(supernet_id: str, worker: str, resuming: int | None = None) -> str:
-    from nas.service.supernets import claim_supernet, touch_supernet
-    from workers.liveness import LeaseKeeper
+    from nas.service.supernets import SUPERNETS
 
-    settings = get_settings()
-    url = settings.resolved_database_url()
-    claim = claim_supernet(url, supernet_id, worker, settings.driver_lease, resuming=resuming)
-    if claim.token is None:
-        log.info("%s: not training it", claim.reason)
-        if claim.held_for is not None:
-            raise Standby(claim.held_for + 1.0, claim.reason)
-        return "ignored"
-    lease = LeaseKeeper(url, supernet_id, claim.token, settings.driver_lease / 4, touch=touch_supernet).start()
-    try:
-        return _train(url, supernet_id, claim.token, lease)
-    except LeaseLost as exc:
-        log.warning("supernet %s: %s", supernet_id, exc)
-        return "lease lost"
-    except Exception as exc:
-        raise DriverFailed(claim.token) from exc
-    finally:
-        lease.stop()
-
-
-def _restore(url: str, scope: str, work: Path) -> int | None:
-    """Empty the scratch folder and put the stored checkpoint in it; the step it resumes from, or None."""
-    import torch
-
-    from nas.service.artifacts import read_artifact
-    from nas.service.supernets import CHECKPOINT
-
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
-        content = read_artifact(url, scope, CHECKPOINT)
-    except NotFoundError:
-        return None
-    (work / CHECKPOINT).write_bytes(content)
-    blob = torch.load(work / CHECKPOINT, map_location="cpu", weights_only=True)
-    return int(blob["state"]["step"])
+    return run_leased(SUPERNETS, supernet_id, worker, resuming, _train)
 
 
 def _train(url: str, supernet_id: str, token: int, lease: Any) -> str:
@@ -87,7 +40,8 @@ def _train(url: str, supernet_id: str, token: int, lease: Any) -> str:
     record = get_supernet(url, supernet_id)
     spec = parse_supernet_spec(record.spec, f"supernet {supernet_id}", local_files=False)
     scope, work = artifact_scope(supernet_id), get_settings().home / "supernet-runs" / supernet_id
-    resumed = _restore(url, scope, work)
+    stored = restore(url, scope, work, CHECKPOINT)
+    resumed = None if stored is None else int(stored["state"]["step"])
     started, last = time.monotonic(), [0.0]
     base = {"resumed_from_step": resumed}
     update_supernet_progress(url, supernet_id, token, {**base, "phase": "loading data"},
@@ -134,8 +88,6 @@ def _train(url: str, supernet_id: str, token: int, lease: Any) -> str:
 
 
 def fail(supernet_id: str, error: str, token: int | None = None) -> None:
-    from nas.service.store import SearchStatus
-    from nas.service.supernets import finish_supernet
+    from nas.service.supernets import SUPERNETS
 
-    finish_supernet(get_settings().resolved_database_url(), supernet_id, SearchStatus.failed, token=token,
-                    error=error)
+    fail_job(SUPERNETS, supernet_id, error, token)

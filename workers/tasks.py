@@ -10,7 +10,15 @@ from typing import Any
 
 from workers import outcomes
 from workers.app import celery_app
-from workers.dispatch import CONFIRM_LATENCY, MEASURE_LATENCY, RUN_SEARCH, TIME_TABLE, TRAIN, TRAIN_SUPERNET
+from workers.dispatch import (
+    CONFIRM_LATENCY,
+    MEASURE_LATENCY,
+    RUN_SEARCH,
+    TIME_TABLE,
+    TRAIN,
+    TRAIN_NETWORK,
+    TRAIN_SUPERNET,
+)
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +153,18 @@ def train_supernet(self: Any, supernet_id: str, resuming: int | None = None, fai
                    lambda reason, token: fail(supernet_id, reason, token=token), resuming, failures)
 
 
+@celery_app.task(name=TRAIN_NETWORK, acks_late=True, reject_on_worker_lost=True, bind=True, max_retries=None)
+def train_network(self: Any, training_id: str, resuming: int | None = None, failures: int = 0) -> str:
+    """Train one network (``POST /trainings``) under its lease, as ``train_supernet`` trains a supernet."""
+    from workers.network_trainer import fail, train
+
+    return _leased(self, f"training {training_id}", lambda: train(training_id, socket.gethostname(), resuming),
+                   lambda reason, token: fail(training_id, reason, token=token), resuming, failures)
+
+
 def _leased(task: Any, what: str, run: Callable[[], str], fail: Callable[[str, int | None], None],
             resuming: int | None, failures: int) -> str:
-    """The retry policy of work held by a lease (a search's driver, a supernet's trainer)."""
+    """The retry policy of work held by a lease (a search's driver, a supernet's or network's trainer)."""
     from nas.errors import LeaseLost
     from workers.driver import DriverFailed, Standby
 

@@ -8,34 +8,29 @@ stays taken, and a search can name it: supernets are shared by name.
 from __future__ import annotations
 
 import hashlib
-import logging
 from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Response, status
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentToken, DatabaseUrl, Limit, Offset, SettingsDep
 from api.openapi import SUPERNET_SPEC_BODY
+from api.routes._queued import store_and_queue
 from api.schemas.errors import UNAUTHORIZED, error
 from api.schemas.supernets import SupernetPublic, SupernetsPublic
 from nas.errors import NotFoundError
 from nas.service.artifacts import read_artifact
-from nas.service.health import async_redis, check_redis_async
-from nas.service.store import SearchStatus
 from nas.service.supernet_validate import validate_supernet_submission
 from nas.service.supernets import (
     SUPERNET_FILE,
+    SUPERNETS,
     artifact_scope,
     create_supernet,
-    finish_supernet,
     get_supernet,
     list_supernets,
     request_supernet_cancel,
 )
 from workers.dispatch import submit_supernet_async
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/supernets", tags=["supernets"], responses=UNAUTHORIZED)
 UNKNOWN: dict[int | str, dict[str, Any]] = {
@@ -53,18 +48,8 @@ async def submit(document: Annotated[Any, Body()], token: CurrentToken, url: Dat
     """Store the supernet (queued) and put its training on the ``train`` queue. A train worker trains it,
     uploading a checkpoint every epoch; a worker that dies is replaced by the next one, which resumes."""
     spec = validate_supernet_submission(document)
-    if await check_redis_async(settings.redis_url) != "ok":
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the train queue is unreachable; "
-                            "nothing was stored, submit again later")
-    record = await run_in_threadpool(create_supernet, url, spec, token.id)
-    try:
-        await submit_supernet_async(record.id, async_redis(settings.redis_url))
-    except Exception as exc:
-        log.error("could not queue supernet %s: %s", record.id, exc)
-        await run_in_threadpool(partial(finish_supernet, url, record.id, SearchStatus.failed, token=None,
-                                        error=f"could not queue the training: {exc}"))
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the train queue is unreachable; "
-                            f"supernet {record.id} was marked failed, submit it again under another name") from None
+    record = await store_and_queue(SUPERNETS, url, settings.redis_url, partial(create_supernet, url, spec, token.id),
+                                   submit_supernet_async, resubmit="submit it again under another name")
     response.headers["Location"] = f"/supernets/{record.id}"
     return SupernetPublic.of(record)
 

@@ -20,6 +20,7 @@ from nas.cli import (
     supernet_client,
     supernet_specialize,
     train,
+    train_client,
     worker,
 )
 from nas.errors import NASError
@@ -31,6 +32,7 @@ app.add_typer(latency.app, name="latency", help="Measure and predict latency on 
 app.add_typer(devices.app, name="devices", help="Device profiles for latency.")
 app.add_typer(supernet.app, name="supernet", help="Weight-sharing supernets: train (here or on the service), "
               "one-shot evaluation, extraction, specialisation for a device.")
+app.add_typer(train_client.app, name="trainings")
 app.command("run")(run.run)
 app.command("train")(train.train)
 app.command("worker")(worker.worker)

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from nas.cli._output import err_console, print_json
+from nas.cli.client import TokenOpt, UrlOpt
 
 
 def _dataset(text: str, resolution: int, subset: int | None) -> dict[str, Any]:
@@ -20,8 +21,8 @@ def _dataset(text: str, resolution: int, subset: int | None) -> dict[str, Any]:
     return {"kind": kind, "resolution": resolution, "subset": subset, **({"path": path} if path else {})}
 
 
-def train(arch_name: Annotated[str, typer.Argument(help="Reference name, architecture JSON file (a search's "
-                                                   "best.json) or one-line string.")],
+def train(arch_name: Annotated[str | None, typer.Argument(help="Reference name, architecture JSON file (a "
+                                                          "search's best.json) or one-line string.")] = None,
           dataset: Annotated[str, typer.Option("--dataset", help="digits, cifar10:DIR or imagefolder:DIR.")] = "digits",
           resolution: Annotated[int, typer.Option("--resolution", min=8, help="Training resolution.")] = 32,
           subset: Annotated[int | None, typer.Option("--subset", min=2, help="Examples kept in total.")] = None,
@@ -39,31 +40,53 @@ def train(arch_name: Annotated[str, typer.Argument(help="Reference name, archite
           temperature: Annotated[float, typer.Option("--temperature", help="KD temperature tau.")] = 4.0,
           out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory (default: "
                                                    "NAS_HOME/trained/HASH-FINGERPRINT).")] = None,
-          device: Annotated[str | None, typer.Option("--device", help="Device profile: decides the export "
-                                                     "format (ONNX unless its runtime is torch-eager).")] = None,
+          device: Annotated[str | None, typer.Option("--device", help="Device profile: the trained network is also "
+                                                     "written in its deployed format (model.tflite, model.xml, "
+                                                     "model.int8.onnx...) with model.provenance.json.")] = None,
           fresh: Annotated[bool, typer.Option("--fresh", help="Ignore an existing checkpoint.")] = False,
-          quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False) -> None:
-    """Train to convergence; Ctrl-C saves a checkpoint and the same command resumes. Prints the summary JSON."""
+          quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+          submit: Annotated[bool, typer.Option("--submit", help="Train on the service's train workers instead "
+                                               "(POST /trainings; --supernet names a service supernet); prints "
+                                               "the training's id. `nas trainings` follows it.")] = False,
+          search: Annotated[str | None, typer.Option("--search", help="With --submit, instead of ARCH: a "
+                                                     "succeeded search's id; its best network is trained.")] = None,
+          name: Annotated[str | None, typer.Option("--name", help="With --submit: a label.")] = None,
+          watch: Annotated[bool, typer.Option("--watch", help="With --submit: follow it until it ends.")] = False,
+          url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """Train to convergence; Ctrl-C saves a checkpoint and the same command resumes. Prints the summary JSON.
+    With --submit, the service trains it (resumed by another worker if its worker dies)."""
     from nas._documents import first_error
     from nas.arch import load_architecture
     from nas.errors import SpecError
     from nas.settings import get_settings
     from nas.training import TrainJob, train_network
 
+    options: dict[str, Any] = {
+        "dataset": _dataset(dataset, resolution, subset),
+        "recipe": {"epochs": epochs, "lr": lr, "batch_size": batch_size, "resolution": resolution, "seed": seed},
+        "supernet": supernet, "inherit": inherit,
+        "teacher": {"source": teacher, "alpha": alpha, "temperature": temperature} if teacher else None}
+    if (arch_name is None) == (search is None) or (search is not None and not submit):
+        raise typer.BadParameter("give ARCH, or --search ID with --submit", param_hint="ARCH")
+    if submit:
+        from nas.cli.train_client import architecture_value
+        from nas.cli.train_client import submit as submit_training
+
+        network = {"search": search} if search is not None else {"architecture": architecture_value(str(arch_name))}
+        document = {k: v for k, v in {**options, **network, "name": name, "device": device}.items() if v is not None}
+        submit_training(document, watch, url, token)
+        return
+    assert arch_name is not None
     arch = load_architecture(arch_name)
     try:
-        job = TrainJob.model_validate({
-            "dataset": _dataset(dataset, resolution, subset),
-            "recipe": {"epochs": epochs, "lr": lr, "batch_size": batch_size, "resolution": resolution, "seed": seed},
-            "supernet": supernet, "inherit": inherit,
-            "teacher": {"source": teacher, "alpha": alpha, "temperature": temperature} if teacher else None})
+        job = TrainJob.model_validate(options)
     except ValidationError as exc:
         raise SpecError("nas train", *first_error(exc)) from None
     onnx = True
     if device is not None:
         from nas.latency import load_profile
 
-        onnx = load_profile(device).runtime != "torch-eager"
+        onnx = load_profile(device).runtime != "torch-eager"  # an unknown profile stops here, before training
     out_dir = out or get_settings().home / "trained" / f"{arch.hash}-{job.fingerprint}"
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -77,7 +100,8 @@ def train(arch_name: Annotated[str, typer.Argument(help="Reference name, archite
             bar.update(task, total=p.total_steps, completed=p.step, info=f"epoch {p.epoch}/{p.epochs} {loss} {acc}")
 
         try:
-            summary = train_network(arch, job, out_dir, fresh=fresh, onnx=onnx, on_progress=on_progress)
+            summary = train_network(arch, job, out_dir, fresh=fresh, onnx=onnx, device=device,
+                                    on_progress=on_progress)
         except KeyboardInterrupt:
             err_console.print(f"interrupted: checkpoint saved in {out_dir}; run the same command again to resume")
             raise typer.Exit(130) from None

@@ -35,17 +35,15 @@ STATISTIC = ("median of the quiet runs (nas.latency._timing), spread p10-p90 of 
              "had this architecture, resolution, format and batch")
 
 
-def deployable_names(fmt: str | None, int8: bool) -> list[str]:
+def deployable_names(fmt: str | None, int8: bool, stem: str = "best") -> list[str]:
     """The artifact names of the device's file(s), the one to load first; ``fmt`` None: PyTorch (best.pt)."""
-    from nas.service.artifacts import BEST_ONNX, BEST_STATE
-
     if fmt is None:
-        return [BEST_STATE]
+        return [f"{stem}.pt"]
     if fmt == "onnx":
-        return ["best.int8.onnx"] if int8 else [BEST_ONNX]
+        return [f"{stem}.int8.onnx"] if int8 else [f"{stem}.onnx"]
     if fmt == "openvino":
-        return ["best.xml", "best.bin"]
-    return ["best.int8.tflite" if int8 else "best.tflite"]
+        return [f"{stem}.xml", f"{stem}.bin"]
+    return [f"{stem}.int8.tflite" if int8 else f"{stem}.tflite"]
 
 
 def export_deployable(ctx: SearchContext, best: optuna.trial.FrozenTrial, arch: Architecture, model: Any,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from nas.rewards import pareto_front
@@ -113,6 +114,7 @@ def write_outputs(ctx: SearchContext, search_id: str | None = None) -> dict[str,
     if best is not None:
         (out / "best.json").write_text(json.dumps(best.user_attrs["architecture"], indent=2) + "\n")
         result["files"]["architecture"] = str(out / "best.json")
+        result["train"] = train_commands(ctx, out / "best.json", search_id)
         files, artifacts = _export_best(ctx, best, search_id)
         result["files"].update(files)
         result["artifacts"].update(artifacts)
@@ -120,6 +122,21 @@ def write_outputs(ctx: SearchContext, search_id: str | None = None) -> dict[str,
     result["files"]["pareto"] = str(out / "pareto.json")
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def train_commands(ctx: SearchContext, best_json: Path, search_id: str | None) -> dict[str, str]:
+    """The commands that train the winner to convergence on the search's dataset, exported for its device:
+    here (``nas train``) and, for a service search, on the service's train workers."""
+    import shlex
+
+    d = ctx.spec.proxy.dataset
+    options = [f"--dataset {d.kind.value}" + (f":{shlex.quote(str(d.path))}" if d.path is not None else ""),
+               f"--resolution {d.resolution}", *([f"--subset {d.subset}"] if d.subset is not None else []),
+               f"--device {shlex.quote(ctx.spec.device)}"]
+    if search_id is None:
+        return {"local": " ".join(["nas train", shlex.quote(str(best_json)), *options])}
+    return {"local": " ".join([f"nas best {search_id} -o best.json && nas train best.json", *options]),
+            "service": " ".join(["nas train --submit --search", search_id, *options])}
 
 
 def _export_best(ctx: SearchContext, best: optuna.trial.FrozenTrial, search_id: str | None = None

@@ -1,4 +1,5 @@
-"""ORM rows of the service: searches, API tokens, device (latency worker) registrations, artifacts, supernets.
+"""ORM rows of the service: searches, API tokens, device (latency worker) registrations, artifacts, supernets,
+trainings.
 
 They live on their own declarative base, not on ``nas.storage.Base``: the latency cache creates its
 tables with ``Base.metadata.create_all``, and if these rows shared that metadata, any process that
@@ -132,12 +133,9 @@ class ArtifactRow(ServiceBase):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class SupernetRow(LeasedJob, ServiceBase):
-    """A supernet trained by the service (``POST /supernets``); read and written only by ``nas.service.supernets``."""
-
-    __tablename__ = "nas_supernets"
-    __table_args__ = (UniqueConstraint("name", name="uq_nas_supernets_name"),
-                      Index("ix_nas_supernets_owner_created", "owner_id", "created_at"))
+class SpecJob(LeasedJob):
+    """Columns of a leased job submitted as a spec document (supernets, trainings): addressed by id or name,
+    with the spec, its fingerprint (what a checkpoint must match to be resumed), progress and summary."""
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     owner_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -150,11 +148,30 @@ class SupernetRow(LeasedJob, ServiceBase):
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     @classmethod
-    def find(cls, s: Session, key: str, *, lock: bool = False) -> SupernetRow | None:
-        """By id, else by name (ids are 32 hex digits; a name that looks like one is found by id first)."""
+    def find(cls, s: Session, key: str, *, lock: bool = False, owner_id: str | None = None) -> Any:
+        """By id, else by name (ids are 32 hex digits; a name that looks like one is found by id first; of
+        several rows with one name, the owner's newest)."""
         for column in (cls.id, cls.name):
-            q = select(cls).where(column == key)
+            q = select(cls).where(column == key).order_by(cls.created_at.desc())
+            if owner_id is not None and column is cls.name:
+                q = q.where(cls.owner_id == owner_id)
             row = s.scalars(q.with_for_update() if lock else q).first()
             if row is not None:
                 return row
         return None
+
+
+class SupernetRow(SpecJob, ServiceBase):
+    """A supernet trained by the service (``POST /supernets``); read and written only by ``nas.service.supernets``."""
+
+    __tablename__ = "nas_supernets"
+    __table_args__ = (UniqueConstraint("name", name="uq_nas_supernets_name"),
+                      Index("ix_nas_supernets_owner_created", "owner_id", "created_at"))
+
+
+class TrainingRow(SpecJob, ServiceBase):
+    """A network trained to convergence by the service (``POST /trainings``, what ``nas train`` does); read and
+    written only by ``nas.service.trainings``. Names are labels, not unique."""
+
+    __tablename__ = "nas_trainings"
+    __table_args__ = (Index("ix_nas_trainings_owner_created", "owner_id", "created_at"),)

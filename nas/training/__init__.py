@@ -5,5 +5,7 @@ from __future__ import annotations
 
 from nas.training._job import TeacherSpec, TrainJob
 from nas.training._run import TrainProgress, train_network
+from nas.training._spec import TrainingSpec, parse_training_spec, resolved
 
-__all__ = ["TeacherSpec", "TrainJob", "TrainProgress", "train_network"]
+__all__ = ["TeacherSpec", "TrainJob", "TrainProgress", "TrainingSpec", "parse_training_spec", "resolved",
+           "train_network"]

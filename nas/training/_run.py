@@ -3,7 +3,8 @@
 loss = alpha * KL(teacher || student at temperature tau) * tau^2 + (1 - alpha) * CE (``nas.distill``).
 Checkpointed after every epoch and on Ctrl-C (between steps); batch order, dropout and everything else
 random derive from (seed, epoch, step), so a resumed run ends with the weights an uninterrupted one would.
-The result is exported as a state file with provenance and, for ONNX devices, as checked ONNX.
+The result is exported as a state file with provenance, as checked ONNX and, for a device profile, in
+the device's deployed format with provenance (``_export``).
 """
 
 from __future__ import annotations
@@ -40,8 +41,11 @@ def _save(path: Path, blob: dict[str, Any]) -> None:
 
 
 def train_network(arch: Architecture, job: TrainJob, out_dir: Path, *, fresh: bool = False, onnx: bool = True,
+                  device: str | None = None, supernet_file: Path | None = None,
                   on_progress: Callable[[TrainProgress], None] | None = None) -> dict[str, Any]:
-    """Train ``arch`` as ``job`` says into ``out_dir`` (model.pt, model.onnx, summary.json); returns the summary."""
+    """Train ``arch`` as ``job`` says into ``out_dir`` (model.pt, model.onnx unless ``onnx`` is False,
+    summary.json; with ``device``, also the device's deployed file and its provenance); returns the summary.
+    ``supernet_file``: where ``job.supernet`` is read from (a service worker's download of the named one)."""
     import torch
     from torch.nn import functional as F
 
@@ -56,7 +60,7 @@ def train_network(arch: Architecture, job: TrainJob, out_dir: Path, *, fresh: bo
     r = job.recipe
     data = load_dataset(job.dataset)
     arch = arch.with_(num_classes=data.num_classes) if arch.num_classes != data.num_classes else arch
-    device = select_device(r.device)
+    hardware = select_device(r.device)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = out_dir / "checkpoint.pt"
     started = time.perf_counter()
@@ -67,7 +71,7 @@ def train_network(arch: Architecture, job: TrainJob, out_dir: Path, *, fresh: bo
         if job.supernet is not None:
             from nas.supernet import load_supernet
 
-            loaded = load_supernet(job.supernet)
+            loaded = load_supernet(str(supernet_file or job.supernet))
         model = build_model(arch)
         if job.inherit:
             assert loaded is not None
@@ -75,20 +79,20 @@ def train_network(arch: Architecture, job: TrainJob, out_dir: Path, *, fresh: bo
             provenance["initial_weights"] = {"supernet": str(loaded.path),
                                              "fingerprint": loaded.meta.get("fingerprint")}
         crop_depthwise_kernels(model)
-        model.to(device)
-        train_x, train_y, val_x, val_y = _prepare(data, r, device)
+        model.to(hardware)
+        train_x, train_y, val_x, val_y = _prepare(data, r, hardware)
         n = len(train_y)
         calib = train_x[torch.randperm(n, generator=torch.Generator().manual_seed(r.seed + 1))[:r.bn_recalibration]]
         teacher = None
         if job.teacher is not None:
             teacher, provenance["teacher"] = build_teacher(job.teacher, loaded, data.num_classes, calib,
                                                            r.eval_batch_size)
-            teacher.to(device)
+            teacher.to(hardware)
         opt = torch.optim.SGD(_param_groups(model, r.weight_decay), lr=r.lr, momentum=r.momentum,
                               nesterov=r.nesterov and r.momentum > 0)
         epoch0, step, history = 0, 0, []
         if ckpt.is_file() and not fresh:
-            blob = torch.load(ckpt, map_location=device, weights_only=True)
+            blob = torch.load(ckpt, map_location=hardware, weights_only=True)
             if blob.get("fingerprint") != job.fingerprint or blob.get("arch_hash") != arch.hash:
                 raise TrainingError(f"{ckpt} was written by another job or architecture; use another --out, "
                                     "or --fresh to start over")
@@ -104,7 +108,7 @@ def train_network(arch: Architecture, job: TrainJob, out_dir: Path, *, fresh: bo
         total = len(ends) * r.epochs
         with deferred_interrupt() as interrupted:
             for epoch in range(epoch0, r.epochs):
-                perm = torch.randperm(n, generator=torch.Generator().manual_seed(r.seed * 1000 + epoch)).to(device)
+                perm = torch.randperm(n, generator=torch.Generator().manual_seed(r.seed * 1000 + epoch)).to(hardware)
                 model.train()
                 loss_sum, seen = 0.0, 0
                 for i in range(step - epoch * len(ends), len(ends)):
@@ -155,6 +159,14 @@ def train_network(arch: Architecture, job: TrainJob, out_dir: Path, *, fresh: bo
         path = export_onnx(arch, out_dir / "model.onnx", model=static)
         check_onnx(arch, path, static)
         files["onnx"] = str(path)
+    if device is not None:
+        from nas.training._export import PROVENANCE, export_for_device
+
+        deployed = export_for_device(arch, static, out_dir, device, job.dataset,
+                                     {k: v for k, v in summary.items() if k != "history"})
+        files["provenance"] = deployed.pop(PROVENANCE)
+        files["deployable"] = next(iter(deployed.values()))
+        summary["deployed_files"] = sorted(Path(p).name for p in deployed.values())
     summary["files"] = files
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
