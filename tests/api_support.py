@@ -67,10 +67,10 @@ def queued_messages(redis_client: Any) -> list[dict[str, Any]]:
     return [json.loads(raw) for raw in redis_client.lrange("search", 0, -1)]
 
 
-def remove_messages(redis_client: Any, search_ids: set[str], supernet_ids: frozenset[str] = frozenset()) -> None:
-    """Only the messages of these searches (``search`` queue) and supernets (``train`` queue)."""
-    for queue, ids in (("search", {f"search-{i}" for i in search_ids}),
-                       ("train", {f"supernet-{i}" for i in supernet_ids})):
+def remove_messages(redis_client: Any, search_ids: set[str], train_tasks: frozenset[str] = frozenset()) -> None:
+    """Only the messages of these searches (``search`` queue) and train-queue tasks (``supernet-<id>``,
+    ``training-<id>``)."""
+    for queue, ids in (("search", {f"search-{i}" for i in search_ids}), ("train", set(train_tasks))):
         for raw in redis_client.lrange(queue, 0, -1):
             if json.loads(raw)["headers"].get("id") in ids:
                 redis_client.lrem(queue, 1, raw)
@@ -82,7 +82,7 @@ class Service:
     database_url: str
     home: Path
     submitted: set[str] = field(default_factory=set)
-    supernets: set[str] = field(default_factory=set)
+    train_tasks: set[str] = field(default_factory=set)  # supernet-<id>, training-<id>: queued by a test
 
     def token(self, name: str | None = None) -> str:
         from nas.service import create_token

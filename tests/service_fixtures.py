@@ -84,6 +84,6 @@ def redis_client() -> Any:
 def service(database_url: str, redis_client: Any, _backends: _Backends) -> Iterator[Service]:
     svc = _backends.service(database_url)
     yield svc
-    remove_messages(redis_client, svc.submitted, frozenset(svc.supernets))  # what these tests queued
+    remove_messages(redis_client, svc.submitted, frozenset(svc.train_tasks))  # what these tests queued
     svc.submitted.clear()
-    svc.supernets.clear()
+    svc.train_tasks.clear()

@@ -46,9 +46,10 @@ def test_no_server_errors_and_every_answer_matches_the_schema(service: Service, 
         finally:  # whatever the run created is cleaned off the queue after the session
             listed = client.get("/searches", params={"limit": 500}).json()
             service.submitted.update(s["id"] for s in listed["data"])
-            supernets = client.get("/supernets", params={"limit": 500}).json()
-            service.supernets.update(s["id"] for s in supernets["data"])
+            for kind in ("supernet", "training"):
+                listed = client.get(f"/{kind}s", params={"limit": 500}).json()
+                service.train_tasks.update(f"{kind}-{s['id']}" for s in listed["data"])
     report = run.stdout[-6000:] + run.stderr[-2000:]
     assert run.returncode == 0, report
-    assert "17 selected / 17 total" in run.stdout, report  # every operation of the document was tested
+    assert "22 selected / 22 total" in run.stdout, report  # every operation of the document was tested
     assert "Server error" not in run.stdout, report
