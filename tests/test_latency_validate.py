@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from nas.latency import _cache, calibration_networks
-from nas.latency._validate import accuracy
+from nas.latency._validate import accuracy, host_noise
 from nas.spaces import load_space
 from tests.latency_support import QUICK_PROFILE_YAML, TINY_SPACE
 
@@ -53,6 +53,9 @@ def test_validate_builds_the_table_then_scores_fresh_networks_against_both_refer
     hashes = [r["arch_hash"] for r in data["networks"]]
     assert len(set(hashes)) == 5 and not calibration & set(hashes)
     assert data["plain_runs"] == 200 and data["plain_rounds"] == 5
+    assert data["host"] == host_noise([r["plain_ms"] for r in data["networks"]],
+                                      [r["plain_quiet_ms"] for r in data["networks"]],
+                                      [r["project_ms"] for r in data["networks"]])
     assert all(r["plain_other_cpus"] >= 0 for r in data["networks"])
     # the project's statistic over the plain loop's own runs: the median of its lower part
     assert all(0 < r["plain_quiet_ms"] <= r["plain_ms"] for r in data["networks"])
@@ -90,6 +93,18 @@ def test_accuracy_ranks_and_shares() -> None:
     assert report["within_5"] == 0.5 and report["within_10"] == 0.75 and report["kendall_tau"] == 1.0
     assert [w["arch_hash"] for w in report["worst"]][:2] == ["d", "c"]
     assert report["mape"] == pytest.approx(100 * (0 + 0.1 / 2.1 + 0.1 + 0.2) / 4)
+
+
+def test_a_run_whose_references_disagree_or_whose_loop_was_disturbed_is_flagged() -> None:
+    """Figures of two validate runs (2026-12-01): a quiet one, and one whose plain loop's all-runs median
+    sat 20% above its quiet-run median (the predictor then scored 23% within +-10% against it)."""
+    quiet = host_noise(plain=[1.0, 2.0, 3.0], plain_quiet=[0.99, 1.97, 2.95], project=[1.02, 1.95, 3.1])
+    assert quiet["all_over_quiet"] == pytest.approx(2.0 / 1.97) and quiet["references_within_10"] == 1.0
+    assert not quiet["disturbed"]
+    noisy = host_noise(plain=[1.0, 2.0, 3.0], plain_quiet=[0.8, 1.7, 2.5], project=[0.85, 1.95, 3.0])
+    assert noisy["all_over_quiet"] == pytest.approx(1.2) and noisy["disturbed"]
+    apart = host_noise(plain=[1.0, 2.0, 3.0], plain_quiet=[0.99, 1.98, 2.97], project=[0.8, 2.0, 3.0])
+    assert apart["references_within_10"] == pytest.approx(2 / 3) and apart["disturbed"]
 
 
 def test_validate_builds_a_per_operator_predictor_and_scores_networks_it_was_not_fitted_on(

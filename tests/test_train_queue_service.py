@@ -261,8 +261,10 @@ def test_a_training_inherits_the_service_supernet_distils_from_its_largest_and_i
     assert watched.returncode == 0, watched.stderr
     done = http(cluster, "GET", f"/trainings/{training_id}").json()
     summary = done["summary"]
-    assert summary["initial_weights"]["supernet"].endswith("supernet.pt")
+    assert summary["initial_weights"]["supernet"] == "tiny-svc"  # as named; its file was the worker's download
+    assert summary["initial_weights"]["fingerprint"] == get_supernet(cluster.database_url, "tiny-svc").fingerprint
     assert summary["teacher"]["kind"] == "supernet subnet" and summary["teacher"]["alpha"] == 0.7
+    assert summary["teacher"]["supernet"] == "tiny-svc" and summary["teacher"]["source"] == "largest"
     assert {"model.xml", "model.bin", "model.provenance.json"} <= set(done["files"])
     for name in ("model.xml", "model.bin", "model.pt"):
         file = http(cluster, "GET", done["files"][name])
@@ -318,6 +320,10 @@ def test_bad_trainings_are_refused_at_submission_naming_the_field(cluster: Clust
     assert refused({**net, "teacher": {"source": "/tmp/t.pt"}, "supernet": "tiny-svc"}) == (422, "body.teacher.source")
     assert refused({**net, "inherit": True}) == (422, "body.supernet")
     assert refused({**net, "supernet": "no-such-supernet", "inherit": True}) == (422, "body.supernet")
+    large = {"architecture": "mobilenetv3-large-1.0", "supernet": "tiny-svc"}  # tiny-svc is mobilenetv3-small's
+    assert refused({**large, "inherit": True}) == (422, "body.architecture")
+    assert refused({**net, "supernet": "tiny-svc", "teacher": {"source": "mobilenetv3-large-1.0"}}) == (
+        422, "body.teacher.source")
     assert refused({**net, "device": "no-such-device"}) == (422, "body.device")
     assert refused({**net, "recipe": {"epochs": 0}}) == (422, "body.recipe.epochs")
     assert refused({**net, "dataset": {"kind": "imagefolder", "path": "/etc"}})[1].startswith("body.dataset")

@@ -206,6 +206,13 @@ def validate(
         summary.add_row(names[name], f"{ref['within_5']:.0%}", f"{ref['within_10']:.0%}", f"{ref['kendall_tau']:.3f}",
                         f"{ref['mape']:.1f}%", f"{ref['bias']:+.1%}")
     console.print(summary)
+    host = data.get("host")
+    if host and host["disturbed"]:
+        gap = "" if host["all_over_quiet"] is None else (
+            f"the plain loop's all-runs median sat {host['all_over_quiet'] - 1:.0%} above its quiet-run median; ")
+        console.print(f"[bold]warning[/bold]: this host was disturbed while timing: {gap}the two references agree "
+                      f"within ±10% on {host['references_within_10']:.0%} of the networks. The figures above say "
+                      "more about the machine than about the predictor: run again on a quiet machine.")
     busy = [r["plain_other_cpus"] for r in data["networks"] if r["plain_other_cpus"] is not None]
     if busy and max(busy) > BUSY_CPUS:
         console.print(f"note: other processes used up to {max(busy):.1f} CPUs during the plain loop; its medians "

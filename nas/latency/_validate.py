@@ -53,6 +53,8 @@ PLAIN_RUNS = 200
 PLAIN_ROUNDS = 5
 WORST = 5
 SAMPLES_PER_NETWORK = 20  # bound on draws when the space is small or overlaps the calibration networks
+DISTURBED_GAP = 1.05  # plain loop: all-runs median over quiet-run median above which the host was disturbed
+AGREEMENT = 0.90  # share of networks whose two references agree within +-10%, below which they cannot judge
 
 
 def fresh_networks(space: SearchSpace, resolution: int, n: int, seed: int, exclude: set[str]) -> list[Architecture]:
@@ -82,6 +84,21 @@ def accuracy(predicted: Sequence[float], measured: Sequence[float], hashes: Sequ
             "mape": 100 * statistics.fmean(abs(e) for e in errors), "bias": statistics.median(errors),
             "worst": [{"arch_hash": hashes[i], "predicted_ms": predicted[i], "measured_ms": measured[i],
                        "error": errors[i]} for i in worst]}
+
+
+def host_noise(plain: Sequence[float], plain_quiet: Sequence[float | None], project: Sequence[float]
+               ) -> dict[str, Any]:
+    """Whether the run can judge the predictor at all. ``all_over_quiet``: the median over networks of the
+    plain loop's all-runs median over its quiet-run median (1.01-1.03 on the quiet VMs of docs/latency.md,
+    1.13-1.20 on disturbed runs); ``references_within_10``: the share of networks whose two references (the
+    project's measurement, the plain loop) agree within +-10%. ``disturbed`` when the first exceeds
+    ``DISTURBED_GAP`` or the second falls below ``AGREEMENT``: the figures then say more about the host than
+    about the predictor."""
+    gaps = [a / q for a, q in zip(plain, plain_quiet, strict=True) if q]
+    agree = sum(abs(m / a - 1) <= 0.10 for m, a in zip(project, plain, strict=True)) / len(plain)
+    gap = statistics.median(gaps) if gaps else None
+    return {"all_over_quiet": gap, "references_within_10": agree,
+            "disturbed": (gap is not None and gap > DISTURBED_GAP) or agree < AGREEMENT}
 
 
 def plain_medians(profile: DeviceProfile, paths: Sequence[Path], runs: int = PLAIN_RUNS,
@@ -212,6 +229,7 @@ def validate(profile: str | DeviceProfile, space: str | SearchSpace, resolution:
             "plain": accuracy(predicted, plain, hashes) if plain else None,
             "project": accuracy(predicted, project, hashes),
         },
+        "host": host_noise(plain, plain_quiet, project) if plain else None,
         "plain_runs": PLAIN_RUNS if plain else None,
         "plain_rounds": PLAIN_ROUNDS if plain else None,
         "networks": [{"arch_hash": h, "predicted_ms": p, "plain_ms": plain[i] if plain else None,

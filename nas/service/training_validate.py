@@ -6,6 +6,7 @@ succeeded with a best network (written into the spec as ``architecture``)."""
 from __future__ import annotations
 
 from nas._documents import non_json_value
+from nas.arch._io import architecture_field
 from nas.errors import NotFoundError, SpecError
 from nas.service.validate import SOURCE, _check_device
 from nas.training import TrainingSpec, parse_training_spec, resolved
@@ -25,7 +26,7 @@ def validate_training_submission(document: object, url: str, owner_id: str | Non
     if spec.device is not None:
         _check_device(spec.device)
     if spec.supernet is not None:
-        _check_supernet(url, spec.supernet)
+        _check_supernet(url, spec)
     return spec
 
 
@@ -47,13 +48,29 @@ def _with_search_best(spec: TrainingSpec, url: str, owner_id: str | None) -> Tra
     return resolved(spec, best[1], record.spec.get("device"))
 
 
-def _check_supernet(url: str, name: str) -> None:
+def _check_supernet(url: str, spec: TrainingSpec) -> None:
+    """The supernet exists, has succeeded, and serves the networks taken from it (a student it starts, a
+    teacher other than its largest)."""
+    from nas.errors import ArchitectureError
     from nas.service.store import SearchStatus
     from nas.service.supernets import find_named
+    from nas.spaces import check_member, load_space
 
-    record = find_named(url, name)
+    assert spec.supernet is not None
+    record = find_named(url, spec.supernet)
     if record is None:
-        raise SpecError(SOURCE, "supernet", f"the service has no supernet named {name!r} (POST /supernets)")
+        raise SpecError(SOURCE, "supernet", f"the service has no supernet named {spec.supernet!r} (POST /supernets)")
     if record.status is not SearchStatus.succeeded:
-        raise SpecError(SOURCE, "supernet", f"supernet {name!r} is {record.status.value}; a training can inherit "
-                        "or distil from it once it has succeeded")
+        raise SpecError(SOURCE, "supernet", f"supernet {spec.supernet!r} is {record.status.value}; a training can "
+                        "inherit or distil from it once it has succeeded")
+    space = load_space(str(record.spec["space"]))
+    taken = [("architecture", spec.network())] if spec.inherit else []
+    if spec.teacher is not None and spec.teacher.source != "largest":
+        taken.append(("teacher.source", architecture_field(spec.teacher.source, files=False,
+                                                           field="teacher.source")))
+    for field, arch in taken:
+        try:
+            check_member(space, arch)
+        except ArchitectureError as exc:
+            raise SpecError(SOURCE, field, f"not a subnet of supernet {spec.supernet!r} ({space.name}): "
+                            f"{exc.field}: {exc.reason}") from None

@@ -76,7 +76,7 @@ def train_network(arch: Architecture, job: TrainJob, out_dir: Path, *, fresh: bo
         if job.inherit:
             assert loaded is not None
             model.load_state_dict(inherited_state(loaded, arch))
-            provenance["initial_weights"] = {"supernet": str(loaded.path),
+            provenance["initial_weights"] = {"supernet": job.supernet, "file": str(loaded.path),
                                              "fingerprint": loaded.meta.get("fingerprint")}
         crop_depthwise_kernels(model)
         model.to(hardware)
@@ -87,6 +87,8 @@ def train_network(arch: Architecture, job: TrainJob, out_dir: Path, *, fresh: bo
         if job.teacher is not None:
             teacher, provenance["teacher"] = build_teacher(job.teacher, loaded, data.num_classes, calib,
                                                            r.eval_batch_size)
+            if loaded is not None and "supernet" in provenance["teacher"]:  # as named (a service's: its name)
+                provenance["teacher"].update(supernet=job.supernet, file=str(loaded.path))
             teacher.to(hardware)
         opt = torch.optim.SGD(_param_groups(model, r.weight_decay), lr=r.lr, momentum=r.momentum,
                               nesterov=r.nesterov and r.momentum > 0)
