@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas.errors import LeaseLost, NotFoundError
+from nas.errors import LeaseLost, NASError, NotFoundError
 from nas.settings import get_settings
 from workers.driver import DriverFailed, Standby
 
@@ -69,6 +71,74 @@ def restore(url: str, scope: str, work: Path, name: str) -> dict[str, Any] | Non
         return None
     (work / name).write_bytes(content)
     return dict(torch.load(work / name, map_location="cpu", weights_only=True))
+
+
+@dataclass
+class Attempt:
+    """One worker's run of a job under its lease: progress written at most every ``PROGRESS_EVERY`` seconds
+    (and at each epoch's end, after which the epoch's checkpoint is uploaded), each write also looking for
+    a cancel request; the training's outcome recorded on the row."""
+
+    jobs: SpecJobs[Any]
+    url: str
+    job_id: str
+    token: int
+    lease: Any
+    scope: str
+    work: Path
+    checkpoint: str
+    resumed: int | None
+    started: float = field(default_factory=time.monotonic)
+    last: float = 0.0
+
+    def write(self, progress: dict[str, Any], message: str) -> bool:
+        """Store progress (with ``resumed_from_step``); whether a cancel was requested."""
+        return self.jobs.update_progress(self.url, self.job_id, self.token,
+                                         {"resumed_from_step": self.resumed, **progress}, message)
+
+    def report(self, progress: dict[str, Any], message: str, *, epoch_end: bool) -> None:
+        """From the training loop: ``Cancelled`` once a cancel was requested, ``LeaseLost`` once taken over."""
+        self.lease.check()
+        now = time.monotonic()
+        if not epoch_end and now - self.last < PROGRESS_EVERY:
+            return
+        self.last = now
+        if self.write({**progress, "elapsed_seconds": round(now - self.started, 1)}, message):
+            raise Cancelled
+        if epoch_end:  # the trainer wrote the epoch's checkpoint just before this call
+            from nas.service.artifacts import put_file
+
+            put_file(self.url, self.scope, self.checkpoint, self.work / self.checkpoint)
+
+    def train(self, run: Callable[[], dict[str, Any]]) -> dict[str, Any] | str:
+        """``run()``'s summary, or the outcome ("cancelled", "failed") already recorded on the row."""
+        from nas.service.store import SearchStatus
+
+        try:
+            return run()
+        except Cancelled:
+            self.jobs.finish(self.url, self.job_id, SearchStatus.cancelled, token=self.token,
+                             error="cancelled by its owner (the last epoch's checkpoint is kept)")
+            return "cancelled"
+        except NASError as exc:
+            if isinstance(exc, LeaseLost):
+                raise
+            log.warning("%s %s failed: %s", self.jobs.noun, self.job_id, exc)
+            self.jobs.finish(self.url, self.job_id, SearchStatus.failed, token=self.token, error=str(exc))
+            return "failed"
+
+    def succeeded(self, files: list[Path], summary: dict[str, Any]) -> str:
+        """Upload ``files`` as artifacts, record the summary, empty the scratch folder."""
+        from nas.service.artifacts import put_file
+        from nas.service.store import SearchStatus
+
+        self.lease.check()
+        for path in files:
+            put_file(self.url, self.scope, path.name, path)
+        self.jobs.finish(self.url, self.job_id, SearchStatus.succeeded, token=self.token,
+                         summary={**summary, "resumed_from_step": self.resumed, "attempt": self.token})
+        shutil.rmtree(self.work, ignore_errors=True)
+        return "succeeded"
 
 
 def fail(jobs: SpecJobs[Any], job_id: str, error: str, token: int | None = None) -> None:
