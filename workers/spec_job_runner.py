@@ -117,8 +117,9 @@ class Attempt:
         try:
             return run()
         except Cancelled:
+            kept = " (the last epoch's checkpoint is kept)" if (self.work / self.checkpoint).is_file() else ""
             self.jobs.finish(self.url, self.job_id, SearchStatus.cancelled, token=self.token,
-                             error="cancelled by its owner (the last epoch's checkpoint is kept)")
+                             error=f"cancelled by its owner{kept}")
             return "cancelled"
         except NASError as exc:
             if isinstance(exc, LeaseLost):

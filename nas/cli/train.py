@@ -66,8 +66,10 @@ def train(arch_name: Annotated[str | None, typer.Argument(help="Reference name, 
         "recipe": {"epochs": epochs, "lr": lr, "batch_size": batch_size, "resolution": resolution, "seed": seed},
         "supernet": supernet, "inherit": inherit,
         "teacher": {"source": teacher, "alpha": alpha, "temperature": temperature} if teacher else None}
-    if (arch_name is None) == (search is None) or (search is not None and not submit):
-        raise typer.BadParameter("give ARCH, or --search ID with --submit", param_hint="ARCH")
+    if arch_name is not None and search is not None:
+        raise typer.BadParameter("give ARCH or --search ID, not both", param_hint="ARCH")
+    if arch_name is None and (search is None or not submit):
+        raise typer.BadParameter("give ARCH (or, with --submit, --search ID)", param_hint="ARCH")
     if submit:
         from nas.cli.train_client import architecture_value
         from nas.cli.train_client import submit as submit_training
