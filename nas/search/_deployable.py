@@ -83,14 +83,8 @@ def _provenance(ctx: SearchContext, best: optuna.trial.FrozenTrial, arch: Archit
                 written: dict[str, Path], search_id: str | None) -> dict[str, Any]:
     import hashlib
 
-    from nas.latency._runtimes import _REGISTRY
-
     a = best.user_attrs
     latency = dict(a.get("latency") or {})
-    runtime = _REGISTRY[profile.runtime]
-    packages = ("torch", "onnx", "onnxruntime", *runtime.libraries) if fmt else ("torch",)
-    if fmt == "openvino":
-        packages = (*packages, "openvino")
     return {
         "search": search_id or ctx.study.study_name, "study": ctx.study.study_name, "trial": best.number,
         "architecture": {"hash": arch.hash, "string": a.get("arch_string"), "resolution": arch.resolution},
@@ -100,13 +94,23 @@ def _provenance(ctx: SearchContext, best: optuna.trial.FrozenTrial, arch: Archit
         "format": fmt or "pytorch", "int8": int8,
         "files": {name: {"sha256": hashlib.sha256(written[name].read_bytes()).hexdigest(),
                          "size": written[name].stat().st_size} for name in names},
-        "versions": {p: _version(p) for p in dict.fromkeys(packages)},
+        "versions": deployed_versions(profile, fmt),
         "quantization": {"method": QUANTIZATION[str(fmt)], "calibration": calibration} if int8 else None,
         "latency": {"ms": latency.get("ms"), "source": latency.get("source"), "statistic": STATISTIC
                     if latency.get("source") == "measured" else "lookup-table prediction (sum of parts, calibrated)",
                     "p10_ms": latency.get("p10_ms"), "p90_ms": latency.get("p90_ms"), "runs": latency.get("runs")},
         "accuracy": a.get("accuracy"), "proxy_dataset": ctx.spec.proxy.dataset.name,
     }
+
+
+def deployed_versions(profile: DeviceProfile, fmt: str | None) -> dict[str, str]:
+    """The versions of the libraries that wrote and run a file of ``fmt`` for ``profile``."""
+    from nas.latency._runtimes import _REGISTRY
+
+    packages = ("torch", "onnx", "onnxruntime", *_REGISTRY[profile.runtime].libraries) if fmt else ("torch",)
+    if fmt == "openvino":
+        packages = (*packages, "openvino")
+    return {p: _version(p) for p in dict.fromkeys(packages)}
 
 
 def _version(package: str) -> str:

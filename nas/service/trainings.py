@@ -16,7 +16,7 @@ from nas.service.spec_jobs import JobRecord, SpecJobs
 if TYPE_CHECKING:
     from nas.training import TrainingSpec
 
-CHECKPOINT, SUPERNET_FILE = "checkpoint.pt", "supernet.pt"
+CHECKPOINT = "checkpoint.pt"
 TRAININGS = SpecJobs(TrainingRow, "training")
 get_training, list_trainings, claim_training = TRAININGS.get, TRAININGS.list, TRAININGS.claim
 touch_training, update_training_progress = TRAININGS.touch, TRAININGS.update_progress

@@ -25,9 +25,7 @@ def export_for_device(arch: Architecture, model: Any, out_dir: Path, device: str
     runs PyTorch modules (``torch-eager``) deploys model.pt itself: only the provenance is written."""
     from nas.latency import load_profile
     from nas.latency._artifacts import calibration_spec, deployed_format
-    from nas.latency._fingerprint import _version
-    from nas.latency._runtimes import _REGISTRY
-    from nas.search._deployable import QUANTIZATION, deployable_names
+    from nas.search._deployable import QUANTIZATION, deployable_names, deployed_versions
 
     profile = load_profile(device)
     deployed = deployed_format(profile)
@@ -47,9 +45,6 @@ def export_for_device(arch: Architecture, model: Any, out_dir: Path, device: str
         export_artifact(arch, out_dir / names[0], fmt, int8=int8, model=model, calibration=inputs,
                         batch=profile.batch)
     written = {name: out_dir / name for name in names}
-    packages = ("torch", "onnx", "onnxruntime", *_REGISTRY[profile.runtime].libraries) if fmt else ("torch",)
-    if fmt == "openvino":
-        packages = (*packages, "openvino")
     record = {
         **provenance,
         "device": {"profile": profile.name, "runtime": profile.runtime, "threads": profile.threads,
@@ -57,7 +52,7 @@ def export_for_device(arch: Architecture, model: Any, out_dir: Path, device: str
         "format": fmt or "pytorch", "int8": int8,
         "files": {name: {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "size": path.stat().st_size}
                   for name, path in written.items()},
-        "versions": {p: _version(p) for p in dict.fromkeys(packages)},
+        "versions": deployed_versions(profile, fmt),
         "quantization": {"method": QUANTIZATION[str(fmt)], "calibration": calibration} if int8 else None,
     }
     (out_dir / PROVENANCE).write_text(json.dumps(record, indent=2) + "\n")
