@@ -91,6 +91,8 @@ def test_watch_until_final_and_cancel(service: Service, token: str) -> None:
     mark_finished(service.database_url, sid, SearchStatus.succeeded, result={"best": None})
     watched = nas(service, "status", sid, "--watch", "--interval", "0.2", token=token)
     assert watched.returncode == 0 and f"search {sid}: succeeded" in watched.stderr
+    # Not a terminal here: a line per state instead of a progress bar, so a log shows how it went.
+    assert "api-test: trials 4/4 [succeeded] best 0.5000 (trial 2)" in watched.stderr
 
     cancelled = nas(service, "cancel", sid, token=token)
     assert cancelled.returncode != 0

@@ -58,9 +58,11 @@ def test_netadapt_through_celery_times_only_on_the_latency_worker_and_deploys_wh
         deployment: Deployment) -> None:
     d = deployment
     owner = _token(d, "owner")
+    # A cut of 0.5% of the seed's latency per step: with 2% (0.010 ms of a seed measured at 0.484 ms) no
+    # layer at 64x64 was estimated to save that much on one host, no proposal was made and the step skipped.
     spec = _spec(d.machine("client") / "netadapt.yaml", name="netadapt", device=DEVICE, budget={"trials": 3},
                  latency={"mode": "measured", "resolution": 64, "target_ms": 0.01},
-                 strategy={"name": "netadapt", "options": {"seed": "mobilenetv3-small-0.75", "step": 0.02,
+                 strategy={"name": "netadapt", "options": {"seed": "mobilenetv3-small-0.75", "step": 0.005,
                                                            "max_proposals": 1, "final_epochs": 1}})
     submitted = d.nas("client", "submit", str(spec), token=owner)
     assert submitted.returncode == 0, submitted.stderr
@@ -75,7 +77,7 @@ def test_netadapt_through_celery_times_only_on_the_latency_worker_and_deploys_wh
 
     study = optuna.load_study(study_name=f"search-{search_id}", storage=rdb_storage(d.database_url))
     kinds = [t.user_attrs["netadapt_kind"] for t in study.trials]
-    assert kinds == ["seed", "adapt", "final"]
+    assert kinds == ["seed", "adapt", "final"], d.log("driver")
     tables = {k: v for k, v in study.user_attrs.items() if k.startswith("outcome.table.")}
     assert tables and all("table" in v for v in tables.values()), tables
     assert sum(v["table"]["timed"] for v in tables.values()) > 0, "the table's missing parts were timed"

@@ -132,3 +132,16 @@ def test_the_shipped_supernet_specs_load() -> None:
     assert shipped
     for path in shipped:
         assert load_supernet_spec(path).space
+
+
+def test_a_shorter_run_of_a_shipped_spec_says_how_and_takes_its_overrides() -> None:
+    from nas.errors import SpecError
+    from nas.supernet import load_supernet_spec
+
+    path = Path(__file__).resolve().parents[1] / "search_spaces" / "supernets" / "digits-small.yaml"
+    with pytest.raises(SpecError, match=r"largest_epochs: 5 must be below recipe.epochs \(2\); .*--largest-epochs"):
+        load_supernet_spec(path, epochs=2)
+    short = load_supernet_spec(path, name="short", epochs=2, largest_epochs=1)
+    assert (short.name, short.recipe.epochs, short.largest_epochs) == ("short", 2, 1)
+    with pytest.raises(SpecError, match="largest_epochs"):
+        load_supernet_spec(path, epochs=2, largest_epochs=2)  # overrides are validated like the file

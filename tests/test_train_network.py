@@ -114,6 +114,9 @@ def test_the_command_trains_with_a_state_file_teacher_and_names_bad_options(tmp_
                 "--device", "cpu-torch-1t", "-q", "-o", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
+    res = _arch().resolution  # trained at the recipe's 32, deployed at the architecture's: both said
+    assert out["resolution"] == {"trained": 32, "exported": res}
+    assert f"at 32x32 (exported at {res}x{res})" in done.stderr
     # a torch-eager device deploys the state file itself: no ONNX, and the provenance names it
     assert set(out["files"]) == {"state", "deployable", "provenance"}
     assert out["files"]["deployable"] == out["files"]["state"]

@@ -10,7 +10,7 @@ submission naming the field; a running supernet is cancelled within a step.
 Trainings (``POST /trainings``, ``nas train --submit``): the same resume after SIGKILL, to the weights of a
 local ``nas train``; a network inherits the service supernet's weights and distils from its largest subnet,
 exported in OpenVINO's format; a search's best is trained by naming the search; bad requests are 422s
-naming the field.
+naming the field; a training whose message Redis lost is found by ``nas doctor`` and re-sent by ``--fix``.
 """
 
 from __future__ import annotations
@@ -235,6 +235,9 @@ def test_a_training_whose_worker_is_killed_resumes_elsewhere_to_the_weights_of_a
     provenance = json.loads((tmp_path / "svc" / "model.provenance.json").read_text())
     assert provenance["device"]["profile"] == DEVICE and provenance["format"] == "onnx"
     assert provenance["files"]["model.onnx"]["size"] == (tmp_path / "svc" / "model.onnx").stat().st_size
+    downloaded = json.loads((tmp_path / "svc" / "summary.json").read_text())
+    assert downloaded["files"] == sorted(done["files"]), "file names, not the worker's paths"
+    assert downloaded["resolution"] == {"trained": TINY["recipe"]["resolution"], "exported": 224}
 
     local = cluster.nas("train", "mobilenetv3-small-0.75", *TRAIN_OPTIONS, "-q", "-o", str(tmp_path / "local"))
     assert local.returncode == 0, local.stderr
@@ -338,3 +341,32 @@ def test_bad_trainings_are_refused_at_submission_naming_the_field(cluster: Clust
     for path in ("/trainings/svc-net", "/trainings/nope"):
         assert http(cluster, "GET", path, token=stranger).status_code == 404
     assert http(cluster, "GET", "/trainings", token=stranger).json()["count"] == 0
+
+
+def test_a_training_whose_message_redis_lost_is_found_and_re_sent_by_the_doctor(cluster: Cluster) -> None:
+    import redis
+
+    for name in [n for n in cluster.procs if n.startswith("train")]:
+        cluster.kill(name)  # nobody consumes the train queue while its message is lost
+    answer = http(cluster, "POST", "/trainings", json={"architecture": "mobilenetv3-small-0.75",
+                                                       "dataset": TINY["dataset"],
+                                                       "recipe": {**TINY["recipe"], "epochs": 1}})
+    assert answer.status_code == 202, answer.text
+    training_id = answer.json()["id"]
+    broker = redis.Redis.from_url(REDIS_URL)
+    lost = [key for key in broker.scan_iter("train*") if broker.type(key) == b"list"]
+    assert lost and broker.delete(*lost), "the training's message was on the train queue"  # as a Redis restart
+
+    def doctor(*args: str) -> tuple[int, list[dict[str, Any]]]:
+        got = cluster.nas("doctor", "--json", "--queued-after", "0", *args, timeout=120)
+        return got.returncode, [p for p in json.loads(got.stdout)["problems"] if p["search_id"] == training_id]
+
+    code, found = doctor()
+    assert code == 1 and [(p["kind"], p["job"], p["fixed"]) for p in found] == [("queued-job", "training", False)]
+    assert "no train worker has claimed it" in found[0]["reason"]
+    code, found = doctor("--fix")
+    assert [(p["kind"], p["fixed"]) for p in found] == [("queued-job", True)] and "re-sent" in found[0]["action"]
+    cluster.start_worker("train-9", "-Q", "train")
+    watched = cluster.nas("trainings", "status", training_id, "--watch", "--interval", "0.5", timeout=600)
+    assert watched.returncode == 0, watched.stderr + (cluster.home / "train-9.log").read_text()[-3000:]
+    assert doctor()[1] == [], "nothing left to fix once it ran"

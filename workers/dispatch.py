@@ -44,6 +44,9 @@ def send_latency(payload: dict[str, Any], task_id: str) -> None:
                          task_id=task_id, ignore_result=True)
 
 
+JOB_TASKS = {"supernet": TRAIN_SUPERNET, "training": TRAIN_NETWORK}
+
+
 async def submit_supernet_async(supernet_id: str, broker: Any) -> None:
     """Queue a supernet's training on the ``train`` queue (from the API's event loop). A duplicate message is
     harmless: the trainer's lease lets one worker train it, and a finished supernet is left alone."""
@@ -54,6 +57,12 @@ async def submit_training_async(training_id: str, broker: Any) -> None:
     """Queue a network's training (``POST /trainings``) on the ``train`` queue; duplicates are harmless, as
     for supernets."""
     await push(broker, f"training-{training_id}", TRAIN_NETWORK, [training_id], TRAIN_QUEUE)
+
+
+def submit_job(noun: str, job_id: str) -> None:
+    """Queue a supernet's or a training's task again (``nas doctor --fix``), under the id the API used."""
+    celery_app.send_task(JOB_TASKS[noun], args=[job_id], queue=TRAIN_QUEUE, task_id=f"{noun}-{job_id}",
+                         ignore_result=True)
 
 
 def send_table(payload: dict[str, Any], task_id: str) -> None:

@@ -6,6 +6,7 @@ is the service's own, downloaded from its artifacts."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,13 @@ def _train(url: str, training_id: str, token: int, lease: Any) -> str:
     files += [work / name for name in summary.get("deployed_files", []) if work / name not in files]
     files = [*dict.fromkeys([*files, work / "summary.json"])]
     stored_summary = {k: v for k, v in summary.items() if k not in ("files", "deployed_files")}
-    return attempt.succeeded(files, {**stored_summary, "files": sorted({p.name for p in files})})
+    stored_summary = {**stored_summary, "files": sorted({p.name for p in files})}
+    initial = stored_summary.get("initial_weights")
+    if initial is not None:  # the worker's download of the supernet: its name says what it was
+        stored_summary["initial_weights"] = {k: v for k, v in initial.items() if k != "file"}
+    # The downloadable summary.json as the record has it: file names, not this worker's paths.
+    (work / "summary.json").write_text(json.dumps(stored_summary, indent=2) + "\n")
+    return attempt.succeeded(files, stored_summary)
 
 
 def fail(training_id: str, error: str, token: int | None = None) -> None:

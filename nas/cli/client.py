@@ -144,22 +144,13 @@ def status(search_id: Annotated[str, typer.Argument(help="Search id.")],
 
 
 def _watch(client: Client, search_id: str, interval: float) -> None:
+    """A progress bar on a terminal; elsewhere (a log, CI, a pipe) a line whenever the state changes."""
     search = client.json("GET", f"/searches/{search_id}")
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[note]}"))
     try:
-        with Progress(*columns, console=err_console) as bar:
-            task = bar.add_task(search["name"], total=search["progress"]["budget_trials"], note="")
-            while True:
-                p, best = search["progress"], search["best"]
-                note = f"[{search['status']}]"
-                if best["value"] is not None:
-                    note += f" best {best['value']:.4f} (trial {best['trial']})"
-                bar.update(task, completed=p["finished"], total=p["budget_trials"], note=f"{note} {p['message']}")
-                if search["status"] in FINAL:
-                    break
-                time.sleep(interval)
-                search = client.json("GET", f"/searches/{search_id}")
+        if err_console.is_terminal:
+            search = _watch_bar(client, search, interval)
+        else:
+            search = _watch_lines(client, search, interval)
     except KeyboardInterrupt:
         err_console.print("stopped watching; the search goes on (`nas cancel ID` stops it)")
         raise typer.Exit(130) from None
@@ -167,6 +158,43 @@ def _watch(client: Client, search_id: str, interval: float) -> None:
                       + (f": {search['error']}" if search["error"] else ""), markup=False)
     if search["status"] != "succeeded":
         raise typer.Exit(1)
+
+
+def _watch_note(search: dict[str, Any]) -> str:
+    p, best = search["progress"], search["best"]
+    note = f"[{search['status']}]"
+    if best["value"] is not None:
+        note += f" best {best['value']:.4f} (trial {best['trial']})"
+    return f"{note} {p['message']}".rstrip()
+
+
+def _watch_bar(client: Client, search: dict[str, Any], interval: float) -> dict[str, Any]:
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[note]}"))
+    with Progress(*columns, console=err_console) as bar:
+        task = bar.add_task(search["name"], total=search["progress"]["budget_trials"], note="")
+        while True:
+            p = search["progress"]
+            bar.update(task, completed=p["finished"], total=p["budget_trials"], note=_watch_note(search))
+            if search["status"] in FINAL:
+                return search
+            time.sleep(interval)
+            search = client.json("GET", f"/searches/{search['id']}")
+
+
+def _watch_lines(client: Client, search: dict[str, Any], interval: float) -> dict[str, Any]:
+    last = ""
+    while True:
+        p = search["progress"]
+        total = p["budget_trials"] if p["budget_trials"] is not None else "-"
+        line = f"{search['name']}: trials {p['finished']}/{total} {_watch_note(search)}"
+        if line != last:
+            err_console.print(line, markup=False)
+            last = line
+        if search["status"] in FINAL:
+            return search
+        time.sleep(interval)
+        search = client.json("GET", f"/searches/{search['id']}")
 
 
 def best(search_id: Annotated[str, typer.Argument(help="Search id.")],

@@ -1,5 +1,6 @@
-"""``nas doctor``: report stuck searches, orphaned trials, unclaimed queued searches and trials waiting on a
-device with no live latency worker; ``--fix`` re-sends what was lost.
+"""``nas doctor``: report stuck searches, orphaned trials, unclaimed queued searches, trials waiting on a
+device with no live latency worker, and stuck or unclaimed supernets and trainings; ``--fix`` re-sends
+what was lost.
 
 Reads the service database directly (``--database`` / ``NAS_DATABASE_URL``), so it runs where the
 workers run. Exit code 1 while problems remain (found and not fixed), so it can gate a health check.
@@ -35,6 +36,11 @@ class _CeleryDispatcher:
         from workers.dispatch import send_latency
 
         send_latency(payload, task_id)
+
+    def job(self, noun: str, job_id: str) -> None:
+        from workers.dispatch import submit_job
+
+        submit_job(noun, job_id)
 
 
 def _search_workers(redis_url: str) -> int | None:
@@ -94,10 +100,10 @@ def doctor(
                     "remaining": len(remaining)})
     elif problems:
         table = Table()
-        for col in ("problem", "search", "trial", "age (s)", "reason", "action"):
+        for col in ("problem", "job", "trial", "age (s)", "reason", "action"):
             table.add_column(col)
         for p in problems:
-            table.add_row(p.kind, p.search_id, "" if p.trial_number is None else str(p.trial_number),
+            table.add_row(p.kind, f"{p.job} {p.search_id}", "" if p.trial_number is None else str(p.trial_number),
                           f"{p.age_seconds:.0f}", p.reason, p.action or ("" if fix else "run with --fix"))
         console.print(table)
     if not as_json:

@@ -23,16 +23,14 @@ ArchArg = Annotated[str, typer.Argument(help="Reference name, architecture JSON 
 def train(spec_file: Annotated[Path, typer.Argument(help="Supernet spec (YAML); see search_spaces/specs/.")],
           name: Annotated[str | None, typer.Option("--name", help="Run name (default: the spec's name).")] = None,
           epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Override recipe.epochs.")] = None,
+          largest_epochs: Annotated[int | None, typer.Option(
+              "--largest-epochs", min=0, help="Override largest_epochs (below the epochs).")] = None,
           fresh: Annotated[bool, typer.Option("--fresh", help="Ignore an existing checkpoint.")] = False,
           quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False) -> None:
     """Train (or resume) a supernet into NAS_HOME/supernets/NAME. Ctrl-C saves a checkpoint; run again to resume."""
     from nas.supernet import load_supernet_spec, run_dir, train_supernet
 
-    spec = load_supernet_spec(spec_file)
-    if name is not None:
-        spec = spec.model_copy(update={"name": name})
-    if epochs is not None:
-        spec = spec.model_copy(update={"recipe": spec.recipe.model_copy(update={"epochs": epochs})})
+    spec = load_supernet_spec(spec_file, name=name, epochs=epochs, largest_epochs=largest_epochs)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     out = run_dir(spec.name)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

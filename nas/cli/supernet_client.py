@@ -21,22 +21,22 @@ SUPERNETS = Resource("/supernets", "supernet", (("space", lambda s: str(s["spec"
 def submit(spec_file: Annotated[Path, typer.Argument(help="Supernet spec (YAML), as for `nas supernet train`.")],
            name: Annotated[str | None, typer.Option("--name", help="Override the spec's name.")] = None,
            epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Override recipe.epochs.")] = None,
+           largest_epochs: Annotated[int | None, typer.Option(
+               "--largest-epochs", min=0, help="Override largest_epochs (below the epochs).")] = None,
            watch: Annotated[bool, typer.Option("--watch", help="Follow it until it ends.")] = False,
            url: UrlOpt = None, token: TokenOpt = None) -> None:
     """Train a supernet on the service's train workers; prints its id. Searches then name it in
     `proxy.supernet`."""
     from nas._documents import non_json_value, read_yaml_mapping
     from nas.errors import SpecError
+    from nas.supernet import with_overrides
 
     document: dict[str, Any] = read_yaml_mapping(spec_file, lambda f, r: SpecError(str(spec_file), f, r),
                                                  "a supernet spec")
     bad = non_json_value(document)
     if bad is not None:
         raise SpecError(str(spec_file), *bad)
-    if name is not None:
-        document["name"] = name
-    if epochs is not None:
-        document["recipe"] = {**(document.get("recipe") or {}), "epochs": epochs}
+    document = with_overrides(document, name=name, epochs=epochs, largest_epochs=largest_epochs)
     client = Client(url, token)
     supernet = client.json("POST", "/supernets", json=document)
     sys.stdout.write(supernet["id"] + "\n")

@@ -107,5 +107,7 @@ def train(arch_name: Annotated[str | None, typer.Argument(help="Reference name, 
         except KeyboardInterrupt:
             err_console.print(f"interrupted: checkpoint saved in {out_dir}; run the same command again to resume")
             raise typer.Exit(130) from None
-    err_console.print(f"accuracy {summary['accuracy']:.4f}; files: {', '.join(summary['files'].values())}")
-    print_json({k: summary[k] for k in ("arch_hash", "accuracy", "history", "files", "fingerprint")})
+    res = summary["resolution"]
+    err_console.print(f"accuracy {summary['accuracy']:.4f} at {res['trained']}x{res['trained']} (exported at "
+                      f"{res['exported']}x{res['exported']}); files: {', '.join(summary['files'].values())}")
+    print_json({k: summary[k] for k in ("arch_hash", "accuracy", "resolution", "history", "files", "fingerprint")})

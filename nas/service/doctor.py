@@ -7,6 +7,8 @@ Four kinds of problem:
 - an *orphaned trial*: RUNNING in its study, its tasks sent more than ``orphan_after`` seconds ago (the
   broker's visibility timeout) and no outcome arrived, so the broker lost them or a task died silently;
 - a *queued search* nobody claimed for ``queued_after`` seconds (no search worker, or a lost message);
+- a *stuck* or *queued* supernet or training (``POST /supernets``, ``POST /trainings``): the same two
+  tests on their rows (a trainer renews its lease every few seconds while it lives);
 - a *dead device*: a running search's trials (or its target T) wait for latency on ``latency.<profile>``
   and no worker of that profile heartbeat within the device TTL; nothing can be re-sent, a worker must
   be started on the device (the search fails after ``NAS_DEVICE_WAIT`` without one).
@@ -28,6 +30,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 from nas.service._models import utcnow
+from nas.service.spec_jobs import JobRecord, SpecJobs
 from nas.service.store import SearchRecord, SearchStatus, list_searches, live_devices
 from nas.service.trial_tasks import TASK_KEY, missing_outcomes, task_ids, task_payloads
 
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STUCK, ORPHANED, QUEUED, DEAD_DEVICE = "stuck-search", "orphaned-trial", "queued-search", "dead-device"
+STUCK_JOB, QUEUED_JOB = "stuck-job", "queued-job"
 
 
 class Dispatcher(Protocol):
@@ -48,17 +52,22 @@ class Dispatcher(Protocol):
 
     def latency(self, payload: dict[str, Any], task_id: str) -> None: ...
 
+    def job(self, noun: str, job_id: str) -> None:
+        """Queue a supernet's or a training's task again (``noun``: "supernet" or "training")."""
+
 
 @dataclass(frozen=True)
 class Problem:
     kind: str
     search_id: str
+    """The search's id, or the supernet's or training's (``job`` says which)."""
     trial_number: int | None
     age_seconds: float
     reason: str
     action: str | None = None
     """What ``fix`` did; None when nothing was done."""
     fixed: bool = False
+    job: str = "search"
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "age_seconds": round(self.age_seconds, 1)}
@@ -98,6 +107,27 @@ def diagnose(url: str, limits: Thresholds, *,
         device = str(record.spec.get("device", ""))
         if device not in live:
             problems.extend(_waiting_on_device(url, record, device))
+    return problems + _lost_jobs(url, limits)
+
+
+def _lost_jobs(url: str, limits: Thresholds) -> list[Problem]:
+    """Supernets and trainings nobody claimed, or whose trainer stopped renewing its lease."""
+    from nas.service.supernets import SUPERNETS
+    from nas.service.trainings import TRAININGS
+
+    problems = []
+    for jobs in (SUPERNETS, TRAININGS):
+        for record in _rows(jobs, url, SearchStatus.queued):
+            age = _age(utcnow(), record.created_at)
+            if age > limits.queued_after:
+                problems.append(Problem(QUEUED_JOB, record.id, None, age, f"{jobs.noun} {record.name}: queued for "
+                                        f"{age:.0f} s: no train worker has claimed it", job=jobs.noun))
+        for record in _rows(jobs, url, SearchStatus.running):
+            age = _age(utcnow(), record.updated_at)
+            if age > limits.stuck_after:
+                problems.append(Problem(STUCK_JOB, record.id, None, age, f"{jobs.noun} {record.name}: running, but "
+                                        f"its trainer ({record.worker or 'unknown'}) has not reported for {age:.0f} s",
+                                        job=jobs.noun))
     return problems
 
 
@@ -107,7 +137,11 @@ def fix(url: str, problems: list[Problem], dispatcher: Dispatcher, *,
     resumed = {p.search_id for p in problems if p.kind in (STUCK, QUEUED)}
     done: list[Problem] = []
     for p in problems:
-        if p.kind == DEAD_DEVICE:
+        if p.kind in (STUCK_JOB, QUEUED_JOB):
+            dispatcher.job(p.job, p.search_id)
+            done.append(replace(p, action=f"re-sent the {p.job} task (a train worker resumes it from its last "
+                                          "stored checkpoint)", fixed=True))
+        elif p.kind == DEAD_DEVICE:
             done.append(replace(p, action="nothing to re-send: a latency worker must be started on the device"))
         elif p.kind in (STUCK, QUEUED):
             dispatcher.search(p.search_id)
@@ -203,6 +237,15 @@ def _searches(url: str, status: SearchStatus) -> list[SearchRecord]:
     records: list[SearchRecord] = []
     while True:
         page, total = list_searches(url, None, status, offset=len(records), limit=500)
+        records.extend(page)
+        if not page or len(records) >= total:
+            return records
+
+
+def _rows(jobs: SpecJobs[Any], url: str, status: SearchStatus) -> list[JobRecord]:
+    records: list[JobRecord] = []
+    while True:
+        page, total = jobs.list(url, None, offset=len(records), limit=500, status=status)
         records.extend(page)
         if not page or len(records) >= total:
             return records

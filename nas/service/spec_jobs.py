@@ -89,10 +89,13 @@ class SpecJobs(Generic[Row]):
         """By id or name; another owner's row is 'not found' (``owner_id`` None: anyone's)."""
         return read(ensure_schema(url), lambda s: JobRecord.of(self._owned(s, key, owner_id)))
 
-    def list(self, url: str, owner_id: str | None, offset: int = 0, limit: int = 50) -> tuple[list[JobRecord], int]:
+    def list(self, url: str, owner_id: str | None, offset: int = 0, limit: int = 50,
+             status: SearchStatus | None = None) -> tuple[list[JobRecord], int]:
         query = select(self.row)
         if owner_id is not None:
             query = query.where(self.row.owner_id == owner_id)
+        if status is not None:
+            query = query.where(self.row.status == status.value)
 
         def page(s: Session) -> tuple[list[JobRecord], int]:
             total = s.scalar(select(func.count()).select_from(query.subquery())) or 0

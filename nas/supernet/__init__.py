@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from nas.supernet._spec import SandwichSpec, SupernetSpec, load_supernet_spec, parse_supernet_spec
+from nas.supernet._spec import SandwichSpec, SupernetSpec, load_supernet_spec, parse_supernet_spec, with_overrides
 
 _LAZY = {
     "extract": "_extract",
@@ -37,7 +37,7 @@ _LAZY = {
     "train_supernet": "_train",
 }
 
-__all__ = ["SandwichSpec", "SupernetSpec", "load_supernet_spec", "parse_supernet_spec", *_LAZY]
+__all__ = ["SandwichSpec", "SupernetSpec", "load_supernet_spec", "parse_supernet_spec", "with_overrides", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

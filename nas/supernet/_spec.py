@@ -83,7 +83,8 @@ def parse_supernet_spec(data: object, source: str = "<inline>", *, local_files: 
     except ValidationError as exc:
         raise SpecError(source, *first_error(exc)) from None
     if spec.largest_epochs >= spec.recipe.epochs and spec.largest_epochs:
-        raise SpecError(source, "largest_epochs", f"must be below recipe.epochs ({spec.recipe.epochs})")
+        raise SpecError(source, "largest_epochs", f"{spec.largest_epochs} must be below recipe.epochs "
+                                                  f"({spec.recipe.epochs}); the CLI's --largest-epochs overrides it")
     if spec.sandwich.rule == "uniform" and not spec.sandwich.random:
         raise SpecError(source, "sandwich.random", "the uniform rule trains only random subnets: at least 1")
     if spec.dense_epochs and spec.largest_epochs + spec.dense_epochs >= spec.recipe.epochs:
@@ -92,7 +93,25 @@ def parse_supernet_spec(data: object, source: str = "<inline>", *, local_files: 
     return spec
 
 
-def load_supernet_spec(path: str | Path) -> SupernetSpec:
+def with_overrides(data: dict[str, Any], *, name: str | None = None, epochs: int | None = None,
+                   largest_epochs: int | None = None) -> dict[str, Any]:
+    """A spec document with the command line's overrides, validated afterwards like the file itself."""
+    data = dict(data)
+    if name is not None:
+        data["name"] = name
+    if epochs is not None:
+        data["recipe"] = {**(data.get("recipe") or {}), "epochs": epochs}
+    if largest_epochs is not None:
+        data["largest_epochs"] = largest_epochs
+    return data
+
+
+def read_supernet_document(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     data: dict[str, Any] = read_yaml_mapping(p, lambda f, r: SpecError(str(p), f, r), "a supernet spec")
-    return parse_supernet_spec(data, str(p))
+    return data
+
+
+def load_supernet_spec(path: str | Path, **overrides: Any) -> SupernetSpec:
+    """The spec file, with ``with_overrides``' options applied before it is validated."""
+    return parse_supernet_spec(with_overrides(read_supernet_document(path), **overrides), str(path))

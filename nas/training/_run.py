@@ -64,8 +64,10 @@ def train_network(arch: Architecture, job: TrainJob, out_dir: Path, *, fresh: bo
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = out_dir / "checkpoint.pt"
     started = time.perf_counter()
+    # Trained at the proxy's resolution, exported at the architecture's: the accuracy is the former's.
     provenance: dict[str, Any] = {"job": job.model_dump(mode="json"), "fingerprint": job.fingerprint,
-                                  "dataset": data.name, "arch_hash": arch.hash}
+                                  "dataset": data.name, "arch_hash": arch.hash,
+                                  "resolution": {"trained": job.recipe.resolution, "exported": arch.resolution}}
     with seeded(r.seed, r.threads):
         loaded = None
         if job.supernet is not None:
