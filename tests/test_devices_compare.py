@@ -34,7 +34,7 @@ head: {channels: 128, activation: [hswish]}
 QUICK_TIMING = """
 cpus: [0]
 timing: {warmup_runs: 3, warmup_seconds: 0.0, min_runs: 10, max_runs: 100, max_seconds: 0.15, target_ci: 0.02,
-         min_windows: 3, wait_for_quiet: 0}
+         min_windows: 3, wait_for_quiet: 0, statistic: quiet-median}
 """
 
 

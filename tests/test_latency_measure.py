@@ -212,3 +212,15 @@ if __name__ == "__main__":
         time.sleep(0.1)
     os.kill(child, 9)
     raise AssertionError("the converting process outlived the one that started it")
+
+
+def test_the_canary_is_read_in_the_statistic_the_profile_reports_whether_beside_networks_or_parts() -> None:
+    """Table parts are timed with the quiet median and networks with the median of all runs, but one reference
+    canary serves both: so the canary's figure is the profile's network statistic either way."""
+    from nas.latency._canary import canary_figure
+    from nas.latency._timing import summarize
+
+    beside_parts = summarize([[1.0, 1.0, 1.0, 1.12, 1.12, 1.12, 1.12]], tolerance=0.1, statistic="quiet-median")
+    assert beside_parts.median_ms == pytest.approx(1.0)
+    assert canary_figure(beside_parts, "median") == pytest.approx(1.12)
+    assert canary_figure(beside_parts, "quiet-median") == pytest.approx(1.0)

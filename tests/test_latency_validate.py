@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from nas.arch import from_string
 from nas.latency import _cache, calibration_networks
 from nas.latency._validate import accuracy, host_noise
 from nas.spaces import load_space
@@ -53,9 +54,21 @@ def test_validate_builds_the_table_then_scores_fresh_networks_against_both_refer
     hashes = [r["arch_hash"] for r in data["networks"]]
     assert len(set(hashes)) == 5 and not calibration & set(hashes)
     assert data["plain_runs"] == 200 and data["plain_rounds"] == 5
+    speed = data["host"].pop("speed")
     assert data["host"] == host_noise([r["plain_ms"] for r in data["networks"]],
                                       [r["plain_quiet_ms"] for r in data["networks"]],
                                       [r["project_ms"] for r in data["networks"]])
+    # the canary's network timed in the plain loop's rounds, against the speed the project's figures are scaled to
+    assert speed["reference_canary_ms"] == _cache.stored_canary_reference(
+        env["NAS_DATABASE_URL"], "quick", data["fingerprint"])
+    assert speed["ratio"] == pytest.approx(speed["plain_canary_ms"] / speed["reference_canary_ms"])
+    at_reference = [r["predicted_ms"] / (r["plain_ms"] / speed["ratio"]) - 1 for r in data["networks"]]
+    assert data["references"]["plain_at_reference_speed"]["within_10"] == sum(abs(e) <= 0.1 for e in at_reference) / 5
+    # what the fit was made from, with both statistics, for an offline refit (benchmarks/refit_statistic.py)
+    assert data["statistic"] == "quiet-median" and len(data["calibration_measurements"]) == 4
+    assert all(c["all_median_ms"] >= c["quiet_median_ms"] == pytest.approx(c["median_ms"])
+               for c in data["calibration_measurements"])
+    assert all(from_string(r["architecture"]).hash == r["arch_hash"] for r in data["networks"])
     assert all(r["plain_other_cpus"] >= 0 for r in data["networks"])
     # the project's statistic over the plain loop's own runs: the median of its lower part
     assert all(0 < r["plain_quiet_ms"] <= r["plain_ms"] for r in data["networks"])

@@ -39,15 +39,18 @@ def measure(
     """Time a network end to end in a fresh, pinned process: median, p10, p90 and number of runs."""
     from nas.arch import load_architecture
     from nas.latency import measure as measure_
+    from nas.latency._profiles import load_profile
 
     arch = load_architecture(name_or_file)
     m = measure_(arch, device, resolution, use_cache=not no_cache)
-    data = {"name": name_or_file, **m.to_dict()}
+    # which runs median_ms, p10_ms and p90_ms are over (nas.latency._timing)
+    data = {"name": name_or_file, **m.to_dict(), "statistic": load_profile(device).timing.statistic}
     if as_json:
         print_json(data)
         return
     _show(f"{name_or_file} on {m.profile} at {m.resolution}x{m.resolution}", data,
-          ["median_ms", "p10_ms", "p90_ms", "all_median_ms", "runs", "spread", "cached", "arch_hash", "fingerprint"])
+          ["median_ms", "statistic", "p10_ms", "p90_ms", "all_median_ms", "runs", "spread", "cached", "arch_hash",
+           "fingerprint"])
 
 
 @app.command()
@@ -198,7 +201,8 @@ def validate(
                   f"ready in {b['seconds']} s ({b['parts_timed']} parts or fits built now; calibration {fitted}, "
                   f"{data['calibration']['model']} model); {data['n']} fresh networks (seed {data['seed']})")
     refs = {name: ref for name, ref in data["references"].items() if ref}
-    names = {"plain": f"plain loop (median of {data['plain_runs']})", "project": "project measurement"}
+    names = {"plain": f"plain loop (median of {data['plain_runs']})", "project": "project measurement",
+             "plain_at_reference_speed": "plain loop at the reference speed"}
     summary = Table(title="prediction against measurement")
     for col in ("reference", "within ±5%", "within ±10%", "Kendall tau", "MAPE", "bias (median)"):
         summary.add_column(col, justify="left" if col == "reference" else "right")
@@ -213,10 +217,17 @@ def validate(
         console.print(f"[bold]warning[/bold]: this host was disturbed while timing: {gap}the two references agree "
                       f"within ±10% on {host['references_within_10']:.0%} of the networks. The figures above say "
                       "more about the machine than about the predictor: run again on a quiet machine.")
+    speed = (host or {}).get("speed")
+    if speed and abs(speed["ratio"] - 1) > 0.03:
+        pace = "slower" if speed["ratio"] > 1 else "faster"
+        console.print(f"note: the host ran {abs(speed['ratio'] - 1):.0%} {pace} "
+                      f"during the plain loop than when the project's reference speed was set (the speed canary: "
+                      f"{speed['plain_canary_ms']:.3f} ms against {speed['reference_canary_ms']:.3f} ms); the "
+                      "plain loop at the reference speed divides that out")
     busy = [r["plain_other_cpus"] for r in data["networks"] if r["plain_other_cpus"] is not None]
     if busy and max(busy) > BUSY_CPUS:
         console.print(f"note: other processes used up to {max(busy):.1f} CPUs during the plain loop; its medians "
-                      "include their interference (the project's quiet-run statistic sets such runs aside)")
+                      "include their interference (the project waits for a quiet machine before timing)")
     for name, ref in refs.items():
         worst = Table(title=escape(f"worst cases against the {names[name]}"))
         for col in ("arch hash", "predicted ms", "measured ms", "error"):

@@ -47,7 +47,7 @@ class _Stats:
 
     def set_stats(self, stats: LatencyStats) -> None:
         for name in LatencyStats.__dataclass_fields__:
-            if name in _Stats.__annotations__:  # the columns; all_median_ms is not stored
+            if name in _Stats.__annotations__:  # the columns; all_median_ms, quiet_median_ms are not stored
                 setattr(self, name, getattr(stats, name))
         self.created_at = _now()
 
@@ -157,18 +157,24 @@ def get_measurement(url: str, arch_hash: str, resolution: int, profile: str, fin
         row = LatencyMeasurementRow.find(s, arch_hash, resolution, profile, fingerprint)
         if row is None:
             return None
-        # the all-runs median is kept in the conditions (not a column); measurements before it have none
-        stats = replace(row.stats(), all_median_ms=(row.conditions or {}).get("all_median_ms"))
+        # the all-runs and quiet-run medians are kept in the conditions (not columns); older rows lack them
+        kept = row.conditions or {}
+        stats = replace(row.stats(), all_median_ms=kept.get("all_median_ms"),
+                        quiet_median_ms=kept.get("quiet_median_ms"))
         return {"stats": stats, "hardware": row.hardware, "conditions": row.conditions,
                 "created_at": row.created_at}
 
 
 def get_measurements(url: str, profile: str, fingerprint: str) -> list[dict[str, Any]]:
-    """Every network measured on a profile and fingerprint: architecture JSON, resolution, median."""
+    """Every network measured on a profile and fingerprint: architecture JSON, resolution, median (and the
+    all-runs and quiet-run medians where recorded)."""
     with session_scope(ensure_tables(url)) as s:
         rows = s.execute(select(LatencyMeasurementRow.architecture, LatencyMeasurementRow.resolution,
-                                LatencyMeasurementRow.median_ms).filter_by(profile=profile, fingerprint=fingerprint))
-        return [{"architecture": a, "resolution": r, "median_ms": m} for a, r, m in rows]
+                                LatencyMeasurementRow.median_ms, LatencyMeasurementRow.conditions)
+                         .filter_by(profile=profile, fingerprint=fingerprint))
+        return [{"architecture": a, "resolution": r, "median_ms": m,
+                 "all_median_ms": (c or {}).get("all_median_ms"), "quiet_median_ms": (c or {}).get("quiet_median_ms")}
+                for a, r, m, c in rows]
 
 
 def put_measurement(url: str, arch_hash: str, resolution: int, profile: str, fingerprint: str, *,

@@ -1,7 +1,7 @@
 """Host-speed canary: one fixed network timed beside every group of parts, so timings taken minutes or
 hours apart on a shared machine land on one scale.
 
-Why: quiet-run filtering (``_timing``) sets aside millisecond bursts, but not slow drift of the whole
+Why: the timing statistics (``_timing``) stand up to millisecond bursts, but not to slow drift of the whole
 host. Here the same networks measured 40 minutes apart ran 15% slower (31% at worst), which is more
 than the predictor's whole error budget. So every group of parts is timed interleaved with the canary
 (``mobilenetv3-small-0.75`` at 224), and each part's statistics are multiplied by
@@ -25,11 +25,11 @@ from pathlib import Path
 
 from nas.latency._fingerprint import METHOD
 from nas.latency._parts import Part, network_part
-from nas.latency._timing import LatencyStats
+from nas.latency._timing import LatencyStats, Statistic
 
 CANARY_REFERENCE = "mobilenetv3-small-0.75"
 CANARY_RESOLUTION = 224
-_MS_FIELDS = ("median_ms", "p10_ms", "p90_ms", "mean_ms", "min_ms", "all_median_ms")
+_MS_FIELDS = ("median_ms", "p10_ms", "p90_ms", "mean_ms", "min_ms", "all_median_ms", "quiet_median_ms")
 
 
 @lru_cache(maxsize=1)
@@ -58,6 +58,14 @@ def ensure_exported(part: Part) -> None:
     scratch = path.with_name(f"{path.stem}.{os.getpid()}.tmp.onnx")
     export_onnx(parse_architecture(part.spec["arch"]).with_(resolution=part.spec["resolution"]), scratch)
     os.replace(scratch, path)
+
+
+def canary_figure(stats: LatencyStats, statistic: Statistic) -> float:
+    """The canary's timing in the statistic the profile reports for networks, whether it was timed beside
+    networks or beside lookup-table parts: one reference per profile and fingerprint serves both, so a
+    table's level is set by the same canary figures as its networks'."""
+    figure = stats.all_median_ms if statistic == "median" else stats.quiet_median_ms
+    return figure if figure is not None else stats.median_ms
 
 
 def scaled(stats: LatencyStats, factor: float) -> LatencyStats:

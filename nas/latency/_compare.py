@@ -7,7 +7,7 @@ round's ratio is taken over the same seconds; the rounds alternate the devices' 
 and the reported ratio is the median over rounds with its range. Each profile runs its own runtime on the
 file it deploys; those files are converted once, up front, into the artifact cache (LiteRT's converter
 takes 10-15 s a network), so a second comparison of the same space only times. The statistic is the
-profiles' own (the quiet-run median, ``_timing``); the speed canary and the wait for a quiet machine are
+profiles' own (their ``timing.statistic``, ``_timing``); the speed canary and the wait for a quiet machine are
 left out, since a ratio within one process needs neither.
 """
 
@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from nas.spaces import SearchSpace
 
 Progress = Callable[[str, int, int], None]
-STATISTIC = "quiet-run median (nas.latency._timing); ratio = median over rounds of variant / baseline, " \
-            "both timed interleaved in one process"
+STATISTIC = "each profile's timing.statistic (by default the median of all runs, nas.latency._timing); " \
+            "ratio = median over rounds of variant / baseline, both timed interleaved in one process"
 
 
 @dataclass

@@ -20,7 +20,7 @@ from nas.latency._profiles import DeviceProfile
 
 _LIBRARIES = ("torch", "onnxruntime", "numpy")
 # Bumped whenever what a stored number means changes (how parts are timed, which runs count).
-METHOD = 5  # 5: exported networks shuffle and split with constant shapes (nas.blocks)
+METHOD = 6  # 6: whole networks report the median of all runs (was: of the quiet runs), nas.latency._timing
 
 
 def _cpu_model() -> str:

@@ -191,8 +191,10 @@ def measure_many(archs: Sequence[Architecture | str], profile: str | DeviceProfi
             conditions = {**run.conditions, "load": run.loads[j], "canary_ms": run.canaries[j],
                           "speed_factor": round(factor, 5),
                           "raw_median_ms": raw.median_ms if isinstance(raw, LatencyStats) else None,
-                          # the plain median of all its runs, scaled like median_ms (kept here: not a column)
-                          "all_median_ms": getattr(result, "all_median_ms", None)}
+                          # the median of all its runs and of its quiet runs, scaled like median_ms (kept
+                          # here: not columns), so either statistic can be refitted from a database
+                          "all_median_ms": getattr(result, "all_median_ms", None),
+                          "quiet_median_ms": getattr(result, "quiet_median_ms", None)}
             if isinstance(result, str):
                 raise LatencyError(f"network {arch.hash} cannot run on profile {prof.name}: {result}")
             _cache.put_measurement(url, arch.hash, res, prof.name, fp, stats=result,

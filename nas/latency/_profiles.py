@@ -84,9 +84,11 @@ class DeviceProfile(BaseModel):
         return self
 
     def settings_hash(self) -> str:
-        """Hash of what changes the expected value of a timing (runtime, threads, batch, options); not of
-        how long to time, where, or what to call the profile."""
-        body = self.model_dump(mode="json", include={"runtime", "threads", "batch", "options", "speed_canary"})
+        """Hash of what changes the expected value of a timing (runtime, threads, batch, options, the
+        statistic a network's timing reports); not of how long to time, where, or what to call the profile.
+        The lookup-table parts' statistic is left out: a calibrated sum absorbs their level."""
+        body = self.model_dump(mode="json", include={"runtime": True, "threads": True, "batch": True, "options": True,
+                                                     "speed_canary": True, "timing": {"statistic"}})
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
 
     def pinned_cpus(self) -> list[int]:

@@ -1,15 +1,17 @@
-"""The timing loop and its statistics: warm-up, windows of runs, adaptive repeats, quiet-run median.
+"""The timing loop and its statistics: warm-up, windows of runs, adaptive repeats, the reported median.
 
-Why not the plain median: on a shared or virtualised CPU the machine alternates, every few
-milliseconds, between its normal speed and a slow mode (here 1.6-2x slower for about half the time,
-with nothing else running in the VM: the host's other tenants). The median of all runs then measures
-the host's load more than the network, and differs by 10-20% between two processes. Runs disturbed
-that way only ever get slower, so the statistics (median, p10, p90) are taken over the *quiet* runs:
-those within ``quiet_tolerance`` of a low quantile (the 2nd percentile) of all runs. ``disturbed`` is
-the share set aside. Timing stops once the 95% confidence interval of the quiet median
-(distribution-free, from order statistics) is narrower than ``target_ci`` after at least
-``min_windows`` windows of runs (moments sampled), or at a run or time cap. Several parts can be timed
-interleaved, one window each in turn, so a burst hits all of them instead of a few.
+What is reported (``TimingSettings.statistic``): by default the **median of all runs** after warm-up,
+the statistic a user's own timing loop or a device's benchmark binary reports, so the two can be
+compared. The alternative, ``quiet-median``, takes the statistics (median, p10, p90) over the *quiet* runs
+only: those within ``quiet_tolerance`` of a low quantile (the 2nd percentile) of all runs, since runs
+disturbed by other load only ever get slower. It is steadier under bursts (lookup-table parts, timed a
+few dozen runs each, use it), but on some hosts a process's runs sit in two modes a few percent apart
+and the quiet median is then 3-10% under what a plain loop reports (measured, docs/latency.md).
+``disturbed`` is the share of runs outside the quiet band, whichever statistic is reported. Timing stops
+once the 95% confidence interval of the reported median (distribution-free, from order statistics) is
+narrower than ``target_ci`` after at least ``min_windows`` windows of runs (moments sampled), or at a
+run or time cap. Several parts can be timed interleaved, one window each in turn, so a burst hits all of
+them instead of a few.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Clock = Callable[[], int]
+Statistic = Literal["median", "quiet-median"]
 
 
 class TimingSettings(BaseModel):
@@ -33,7 +36,10 @@ class TimingSettings(BaseModel):
 
     warmup_runs: int = Field(default=10, ge=0)
     warmup_seconds: float = Field(default=0.2, ge=0)
-    min_runs: int = Field(default=30, ge=3, description="Quiet runs needed before stopping.")
+    statistic: Statistic = Field(default="median", description=(
+        "`median`: of all runs after warm-up (what a plain timing loop reports); `quiet-median`: of the runs "
+        "within quiet_tolerance of the 2nd percentile (steadier under bursts, lower than a plain loop's)."))
+    min_runs: int = Field(default=30, ge=3, description="Runs (of the statistic) needed before stopping.")
     max_runs: int = Field(default=3000, ge=3)
     max_seconds: float = Field(default=4.0, gt=0, description="Cap on the time spent running one part.")
     target_ci: float = Field(default=0.005, gt=0, lt=1)
@@ -47,8 +53,10 @@ class TimingSettings(BaseModel):
 
 # Table entries are many and small: short windows, few of them; the sum over ~20 entries averages noise.
 # A fresh session needs ~10 runs before its timings settle (allocator growth, first-touch page faults).
+# Their quiet median: a burst in one of a part's few windows would move an all-runs median.
 TABLE_TIMING = TimingSettings(warmup_runs=10, warmup_seconds=0.0, min_runs=10, max_runs=60,
-                              max_seconds=0.06, target_ci=0.02, window_runs=5, min_windows=4, wait_for_quiet=0.5)
+                              max_seconds=0.06, target_ci=0.02, window_runs=5, min_windows=4, wait_for_quiet=0.5,
+                              statistic="quiet-median")
 
 
 @dataclass(frozen=True)
@@ -62,13 +70,15 @@ class LatencyStats:
     ci_rel: float
     windows: int = 1
     disturbed: float = 0.0
-    # The median of every run, disturbed or not: what a user's plain loop reports. Not stored with a cached
-    # measurement (None there); ``nas latency validate`` compares it with the plain loop.
+    # The median of every run, disturbed or not (what a user's plain loop reports), and of the quiet runs,
+    # whichever statistic is reported. Not stored with a cached measurement (None there); ``nas latency
+    # validate`` compares them with the plain loop.
     all_median_ms: float | None = None
+    quiet_median_ms: float | None = None
 
     @property
     def spread(self) -> float:
-        """(p90 - p10) / median: how wide the distribution of quiet runs is."""
+        """(p90 - p10) / median: how wide the distribution of the statistic's runs is."""
         return (self.p90_ms - self.p10_ms) / self.median_ms if self.median_ms > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,13 +115,21 @@ def quiet_runs(runs: Sequence[float], tolerance: float) -> list[float]:
     return [x for x in xs if x <= limit]
 
 
-def summarize(windows: Sequence[Sequence[float]], tolerance: float = math.inf) -> LatencyStats:
+def counted_runs(runs: Sequence[float], tolerance: float, statistic: Statistic) -> list[float]:
+    """The sorted runs the statistic is taken over."""
+    return sorted(runs) if statistic == "median" else quiet_runs(runs, tolerance)
+
+
+def summarize(windows: Sequence[Sequence[float]], tolerance: float = math.inf,
+              statistic: Statistic = "quiet-median") -> LatencyStats:
     runs = [x for w in windows for x in w]
-    xs = quiet_runs(runs, tolerance)
+    xs = counted_runs(runs, tolerance, statistic)
+    quiet = xs if statistic == "quiet-median" else quiet_runs(runs, tolerance)
     return LatencyStats(
         median_ms=_quantile(xs, 0.5), p10_ms=_quantile(xs, 0.1), p90_ms=_quantile(xs, 0.9),
         mean_ms=sum(xs) / len(xs), min_ms=xs[0], runs=len(runs), ci_rel=median_ci_rel(xs),
-        windows=len(windows), disturbed=1 - len(xs) / len(runs), all_median_ms=_quantile(sorted(runs), 0.5),
+        windows=len(windows), disturbed=1 - len(quiet) / len(runs), all_median_ms=_quantile(sorted(runs), 0.5),
+        quiet_median_ms=_quantile(quiet, 0.5),
     )
 
 
@@ -150,11 +168,11 @@ class _Timer:
             return True
         if len(self.windows) < t.min_windows:
             return False
-        xs = quiet_runs([x for w in self.windows for x in w], t.quiet_tolerance)
+        xs = counted_runs([x for w in self.windows for x in w], t.quiet_tolerance, t.statistic)
         return len(xs) >= t.min_runs and median_ci_rel(xs) <= t.target_ci
 
     def stats(self) -> LatencyStats:
-        return summarize(self.windows, self.timing.quiet_tolerance)
+        return summarize(self.windows, self.timing.quiet_tolerance, self.timing.statistic)
 
 
 def time_interleaved(runs: Sequence[Callable[[], object]], timing: TimingSettings,

@@ -9,9 +9,15 @@ the report. The two references:
   profile's threads, pinned to its CPUs), what a user's benchmark script reports; the files are timed in 5
   shuffled rounds of 40 runs, so host drift touches them alike (one loop per file did not repeat:
   docs/latency.md); each row also has ``plain_quiet_ms``, the project's quiet-run median of the same runs;
-- ``project``: the project's own measurement (``measure_many``: quiet-run median in a fresh pinned process,
-  scaled by the speed canary), what a search stores. Its unscaled value is in each row as ``project_raw_ms``,
-  the (scaled) median of all its runs, quiet or not, as ``project_all_ms``.
+- ``project``: the project's own measurement (``measure_many``: the profile's statistic over a fresh pinned
+  process's runs, scaled by the speed canary), what a search stores. Its unscaled value is in each row as
+  ``project_raw_ms``, the (scaled) median of all its runs, quiet or not, as ``project_all_ms``, and of its quiet runs as
+  ``project_quiet_ms`` (the profile's ``timing.statistic`` says which of the two ``project_ms`` is);
+- ``plain_at_reference_speed``: the plain loop divided by ``host.speed.ratio``, its own timing of the speed
+  canary's network (in the same rounds) over the reference canary the project scales to: the plain loop
+  without the host's drift since the predictor was fitted (one factor for every network);
+- ``calibration_measurements``: the networks the predictor was fitted on, with both statistics, so a fit
+  on either can be redone offline (``benchmarks/refit_statistic.py``).
 
 Per reference: the share within +-5% and +-10%, Kendall's tau, the mean absolute percentage error, the
 median signed error (bias) and the worst networks.
@@ -32,9 +38,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nas.arch import load_architecture, to_string
 from nas.errors import LatencyError
 from nas.latency._artifacts import calibration_spec, deployed_format, network_artifact
 from nas.latency._calibration import ANY_SPACE
+from nas.latency._canary import CANARY_REFERENCE, CANARY_RESOLUTION
 from nas.latency._lut import CALIBRATION_NETWORKS, calibrate, ensure_entries
 from nas.latency._lut import calibration_networks as table_networks
 from nas.latency._measure import measure_many, resolve_url
@@ -99,6 +107,26 @@ def host_noise(plain: Sequence[float], plain_quiet: Sequence[float | None], proj
     gap = statistics.median(gaps) if gaps else None
     return {"all_over_quiet": gap, "references_within_10": agree,
             "disturbed": (gap is not None and gap > DISTURBED_GAP) or agree < AGREEMENT}
+
+
+def host_speed(plain_canary_ms: float, reference_ms: float | None) -> dict[str, Any] | None:
+    """The plain loop's canary against the project's reference canary (the speed its measurements are scaled
+    to): ``ratio`` above 1 when the host ran slower during the plain loop. Every plain median carries that
+    drift, which no predictor can know; ``plain_at_reference_speed`` divides it out (one factor for all
+    networks: the ranks are the plain loop's own)."""
+    if reference_ms is None or reference_ms <= 0:
+        return None
+    return {"plain_canary_ms": plain_canary_ms, "reference_canary_ms": reference_ms,
+            "ratio": plain_canary_ms / reference_ms}
+
+
+def _canary_reference(profile: DeviceProfile, url: str) -> float | None:
+    from nas.latency import _cache
+    from nas.latency._fingerprint import fingerprint
+
+    if not profile.speed_canary:
+        return None
+    return _cache.stored_canary_reference(url, profile.name, fingerprint(profile))
 
 
 def plain_medians(profile: DeviceProfile, paths: Sequence[Path], runs: int = PLAIN_RUNS,
@@ -204,18 +232,25 @@ def validate(profile: str | DeviceProfile, space: str | SearchSpace, resolution:
     project = [m.stats.median_ms for m in measured]
     raw = [m.conditions.get("raw_median_ms") or m.stats.median_ms for m in measured]
     project_all = [m.conditions.get("all_median_ms") for m in measured]
+    project_quiet = [m.conditions.get("quiet_median_ms") for m in measured]
     fmt = deployed_format(prof) if _REGISTRY[prof.runtime].local else None
     plain: list[float] | None = None
     busy: list[float | None] = [None] * len(archs)
     plain_quiet: list[float | None] = [None] * len(archs)
+    speed: dict[str, Any] | None = None
     if fmt is not None:
         with tempfile.TemporaryDirectory(prefix="nas-validate-") as held:
-            paths = [_hold(network_artifact(network_part(a, res).spec, fmt[0], int8=fmt[1], batch=prof.batch,
-                                            calibration=calibration_spec(prof.options)), Path(held))
-                     for a in archs]
+            # the speed canary's network in the same rounds: how fast the host is now, against the speed
+            # the project's measurements are scaled to
+            canary = load_architecture(CANARY_REFERENCE).with_(resolution=CANARY_RESOLUTION)
+            paths = [_hold(network_artifact(network_part(a, a.resolution if a is canary else res).spec, fmt[0],
+                                            int8=fmt[1], batch=prof.batch, calibration=calibration_spec(prof.options)),
+                           Path(held)) for a in [*archs, canary]]
             timed = plain_medians(prof, paths,
                                   progress=lambda d: report("fresh networks, plain loop", d, len(paths)))
+        *timed, canary_timed = timed
         plain, busy, plain_quiet = [t[0] for t in timed], [t[1] for t in timed], [t[2] for t in timed]
+        speed = host_speed(canary_timed[0], _canary_reference(prof, url))
     hashes = [a.hash for a in archs]
     fitted = _fit_summary(predictor, sp, res)
     return {
@@ -228,12 +263,32 @@ def validate(profile: str | DeviceProfile, space: str | SearchSpace, resolution:
         "references": {
             "plain": accuracy(predicted, plain, hashes) if plain else None,
             "project": accuracy(predicted, project, hashes),
+            "plain_at_reference_speed": accuracy(predicted, [p / speed["ratio"] for p in plain], hashes)
+            if plain and speed else None,
         },
-        "host": host_noise(plain, plain_quiet, project) if plain else None,
+        "host": {**host_noise(plain, plain_quiet, project), "speed": speed} if plain else None,
         "plain_runs": PLAIN_RUNS if plain else None,
         "plain_rounds": PLAIN_ROUNDS if plain else None,
-        "networks": [{"arch_hash": h, "predicted_ms": p, "plain_ms": plain[i] if plain else None,
+        "networks": [{"arch_hash": h, "architecture": to_string(archs[i]), "predicted_ms": p,
+                      "plain_ms": plain[i] if plain else None,
                       "plain_quiet_ms": plain_quiet[i], "plain_other_cpus": busy[i], "project_ms": project[i],
-                      "project_raw_ms": raw[i], "project_all_ms": project_all[i]}
+                      "project_raw_ms": raw[i], "project_all_ms": project_all[i],
+                      "project_quiet_ms": project_quiet[i]}
                      for i, (h, p) in enumerate(zip(hashes, predicted, strict=True))],
+        "calibration_measurements": _calibration_measurements(prof, url, res, set(hashes)),
+        "statistic": prof.timing.statistic,
     }
+
+
+def _calibration_measurements(profile: DeviceProfile, url: str, resolution: int, held: set[str]
+                              ) -> list[dict[str, Any]]:
+    """The whole networks measured on the profile before the held-out ones: what its fit was made from."""
+    from nas.latency import _cache
+    from nas.latency._fingerprint import fingerprint
+
+    rows = _cache.get_measurements(url, profile.name, fingerprint(profile))
+    from nas.arch import parse_architecture
+
+    return [{"architecture": to_string(parse_architecture(json.loads(r["architecture"]))), "median_ms": r["median_ms"],
+             "all_median_ms": r["all_median_ms"], "quiet_median_ms": r["quiet_median_ms"]}
+            for r in rows if r["resolution"] == resolution and _hash(r["architecture"]) not in held]

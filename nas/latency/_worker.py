@@ -103,6 +103,7 @@ def _end_with_parent(parent: int | None) -> None:
 def main() -> int:
     job = json.loads(sys.stdin.read())
     _end_with_parent(job.get("parent"))
+    from nas.latency._canary import canary_figure
     from nas.latency._parts import Part
     from nas.latency._profiles import DeviceProfile
     from nas.latency._runtimes import runtime_for
@@ -144,7 +145,8 @@ def main() -> int:
         except Exception as exc:  # reported to the caller, which raises a LatencyError
             results, load = [f"{type(exc).__name__}: {exc}"] * (len(chunk) + (canary is not None)), {}
         canary_stats = results.pop() if canary is not None else None
-        canary_ms = None if canary_stats is None or isinstance(canary_stats, str) else canary_stats.median_ms
+        canary_ms = None if canary_stats is None or isinstance(canary_stats, str) else canary_figure(
+            canary_stats, profile.timing.statistic)
         for index, result in enumerate(results, start=first):
             if isinstance(result, str):
                 _emit({"index": index, "ok": False, "error": result})

@@ -31,8 +31,9 @@ QUANTIZATION = {"onnx": "static post-training QDQ (onnxruntime.quantization, Min
                         "uint8 activations)",
                 "tflite": "full-integer post-training PT2E (litert-torch, symmetric int8 per channel, static "
                           "activations)"}
-STATISTIC = ("median of the quiet runs (nas.latency._timing), spread p10-p90 of the same runs; the file timed "
-             "had this architecture, resolution, format and batch")
+STATISTICS = {"median": "median of all runs after warm-up (nas.latency._timing), spread p10-p90 of the same runs",
+              "quiet-median": "median of the quiet runs (nas.latency._timing), spread p10-p90 of the same runs"}
+TIMED_FILE = "; the file timed had this architecture, resolution, format and batch"
 
 
 def deployable_names(fmt: str | None, int8: bool, stem: str = "best") -> list[str]:
@@ -85,6 +86,8 @@ def _provenance(ctx: SearchContext, best: optuna.trial.FrozenTrial, arch: Archit
 
     a = best.user_attrs
     latency = dict(a.get("latency") or {})
+    statistic = (STATISTICS[profile.timing.statistic] + TIMED_FILE if latency.get("source") == "measured"
+                 else "lookup-table prediction (sum of parts, calibrated)")
     return {
         "search": search_id or ctx.study.study_name, "study": ctx.study.study_name, "trial": best.number,
         "architecture": {"hash": arch.hash, "string": a.get("arch_string"), "resolution": arch.resolution},
@@ -96,8 +99,7 @@ def _provenance(ctx: SearchContext, best: optuna.trial.FrozenTrial, arch: Archit
                          "size": written[name].stat().st_size} for name in names},
         "versions": deployed_versions(profile, fmt),
         "quantization": {"method": QUANTIZATION[str(fmt)], "calibration": calibration} if int8 else None,
-        "latency": {"ms": latency.get("ms"), "source": latency.get("source"), "statistic": STATISTIC
-                    if latency.get("source") == "measured" else "lookup-table prediction (sum of parts, calibrated)",
+        "latency": {"ms": latency.get("ms"), "source": latency.get("source"), "statistic": statistic,
                     "p10_ms": latency.get("p10_ms"), "p90_ms": latency.get("p90_ms"), "runs": latency.get("runs")},
         "accuracy": a.get("accuracy"), "proxy_dataset": ctx.spec.proxy.dataset.name,
     }
