@@ -93,8 +93,9 @@ def export_artifact(arch: Architecture, path: Path, fmt: str, *, int8: bool = Fa
 def export_openvino(arch: Architecture, path: Path, *, model: Any = None, batch: int = 1) -> Path:
     """OpenVINO IR (``.xml`` + ``.bin``) converted from the ONNX export, weights kept in fp32, input shape
     static ``[batch, 3, R, R]`` (what the profile compiles; ``benchmark_app`` runs it without ``-shape``)."""
-    import openvino as ov
+    from nas._openvino import import_openvino
 
+    ov = import_openvino()
     xml = path.with_suffix(".xml")
     onnx_path = export_onnx(arch, xml.with_name(f"{xml.stem}.src.onnx"), model=model)
     try:

@@ -142,7 +142,9 @@ def prefetch_networks(specs: list[dict[str, Any]], fmt: str, *, int8: bool, batc
                       calibration: dict[str, Any] | None, cpus: list[int]) -> None:
     """Convert the networks' artifacts on every CPU in ``cpus``, before they are timed. The measuring
     process is pinned to the profile's CPU and converts under the timing lock otherwise: LiteRT's 10-15 s
-    per network, one at a time on one core, while every other measurement on that core waits."""
+    per network, one at a time on one core, while every other measurement on that core waits. A job's
+    networks are all converted before its first is timed: converting each group of four just before
+    timing it put the timings amid conversion bursts on both cores."""
     if len(specs) <= 1 or len(cpus) <= 1:
         return  # nothing to run side by side: ``prepare`` converts as before
     import multiprocessing

@@ -56,9 +56,9 @@ def load_runner(path: Path, threads: int = 1) -> tuple[Callable[[Any], Any], Any
 
         return run_tflite, interpreter_input(interpreter)
     if suffix == ".xml":
-        import openvino as ov
+        from nas._openvino import import_openvino
 
-        core = ov.Core()
+        core = import_openvino().Core()
         model = core.read_model(str(path))
         shape = [d.get_length() if d.is_static else 1 for d in model.input(0).get_partial_shape()]
         model.reshape(shape)

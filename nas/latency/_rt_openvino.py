@@ -38,7 +38,10 @@ class OpenVinoRuntime(Runtime):
 
     def prepare(self, part: Part) -> Callable[[], object]:
         import numpy as np
-        import openvino as ov
+
+        from nas._openvino import import_openvino
+
+        ov = import_openvino()
 
         core = ov.Core()
         try:

@@ -131,11 +131,14 @@ def main() -> int:
         except Exception as exc:  # timings are still taken, unscaled; conditions say canary_ms is None
             sys.stderr.write(f"speed canary unavailable: {type(exc).__name__}: {exc}\n")
             canary = None
+    try:  # converting is not timing: every network's file first, on every CPU, outside the lock
+        runtime.prefetch(parts, allowed)
+    except Exception:  # noqa: BLE001, S110 (``prepare`` converts again and reports it per part)
+        pass
     group = max(1, int(job.get("group") or 1))
     for first in range(0, len(parts), group):
         chunk = parts[first:first + group]
         try:
-            runtime.prefetch(chunk, allowed)  # converting is not timing: every CPU, outside the lock
             with cpu_lock(cpus):
                 quiet = timing.wait_for_quiet if runtime.local else 0.0  # a remote device's load is not ours
                 waited = wait_for_quiet(quiet, timing.busy_cpus) if quiet else 0.0
