@@ -101,6 +101,28 @@ def test_timings_are_scaled_to_the_reference_speed_of_a_canary_timed_beside_them
     assert again.stats.p10_ms <= again.stats.median_ms <= again.stats.p90_ms
 
 
+def test_a_network_timed_while_the_host_ran_far_below_its_reference_speed_is_timed_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Scaling by the canary is right for drift of a few percent; a VM just after a burst on every core ran
+    10x slower for minutes. A reference planted at a fifth of this host's canary makes every group look 5x
+    slow: it is timed again after a pause until the profile's wait is spent, then kept, scaled, and marked."""
+    from nas.latency import _cache, _measure, fingerprint
+
+    url = sqlite_url(tmp_path)
+    first = measure(tiny_network(), QUICK_ORT, database_url=url)
+    assert "retimed" not in first.conditions["load"]  # at its reference speed: timed once
+    monkeypatch.setattr(_measure, "SLOW_HOST_PAUSE", 0.3)
+    fast_ref = QUICK_ORT.model_copy(update={"name": "quick-ort-fast-ref",
+                                            "timing": QUICK_ORT.timing.model_copy(update={"slow_host_wait": 1.0})})
+    _cache.canary_reference(url, fast_ref.name, fingerprint(fast_ref), first.conditions["canary_ms"] / 5)
+    with caplog.at_level("WARNING", logger="nas.latency._measure"):
+        slow = measure(tiny_network(), fast_ref, database_url=url)
+    load = slow.conditions["load"]
+    assert load["retimed"] >= 1 and load["slow_canary_ms"] > 0
+    assert "quick-ort-fast-ref: 1 of 1 parts were timed while the host ran" in caplog.text
+    assert slow.conditions["speed_factor"] == pytest.approx(0.2, rel=0.5)  # kept, scaled by the canary
+
+
 def test_a_fresh_databases_canary_reference_is_the_median_of_its_first_process_not_one_timing(
         tmp_path: Path) -> None:
     """One canary timing fixed the level of a whole database: on fresh databases the first was once 1.5x the

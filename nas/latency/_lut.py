@@ -25,7 +25,7 @@ from nas.errors import LatencyError
 from nas.latency import _cache
 from nas.latency._calibration import ANY_SPACE, Calibration, fit_calibration
 from nas.latency._fingerprint import fingerprint_info
-from nas.latency._measure import check_runnable, measure_many, resolve_url, run_parts
+from nas.latency._measure import check_runnable, measure_many, resolve_url, run_parts_at_speed
 from nas.latency._parts import (
     IDENTITY_KEY,
     Part,
@@ -147,9 +147,10 @@ def measure_parts(profile: DeviceProfile, parts: list[Part], url: str, *, jobs: 
     def run(chunk_index: int) -> None:
         chunk = chunks[chunk_index]
         cpus = cpu_sets[chunk_index % len(cpu_sets)]
-        # Parallel workers would wait for each other to go quiet.
-        timing = profile.table_timing if jobs == 1 else profile.table_timing.model_copy(update={"wait_for_quiet": 0})
-        run = run_parts(profile, chunk, timing=timing, cpus=cpus, group=PART_GROUP)
+        # Parallel workers would wait for each other to go quiet, and slow each other's canaries.
+        timing = profile.table_timing if jobs == 1 else profile.table_timing.model_copy(
+            update={"wait_for_quiet": 0, "slow_host_wait": 0})
+        run = run_parts_at_speed(profile, chunk, url, fp, timing=timing, cpus=cpus, group=PART_GROUP)
         good: list[tuple[str, LatencyStats]] = []
         for part, (result, _) in zip(chunk, run.normalised(url, profile, fp), strict=True):
             if isinstance(result, str):

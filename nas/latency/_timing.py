@@ -49,6 +49,12 @@ class TimingSettings(BaseModel):
     wait_for_quiet: float = Field(default=5.0, ge=0, description=(
         "Seconds to wait, before timing, for other processes to use less than `busy_cpus` CPUs."))
     busy_cpus: float = Field(default=0.3, ge=0)
+    slow_host: float = Field(default=2.0, gt=1, description=(
+        "A group timed while the speed canary ran over this many times its reference is timed again (other "
+        "processes' load slows it by tens of percent; a throttled host by several times)."))
+    slow_host_wait: float = Field(default=240.0, ge=0, description=(
+        "Seconds per measuring call to wait for the host to come back to speed; then a slow group's "
+        "timings are kept, scaled by the canary."))
 
 
 # Table entries are many and small: short windows, few of them; the sum over ~20 entries averages noise.
