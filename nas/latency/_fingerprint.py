@@ -20,7 +20,9 @@ from nas.latency._profiles import DeviceProfile
 
 _LIBRARIES = ("torch", "onnxruntime", "numpy")
 # Bumped whenever what a stored number means changes (how parts are timed, which runs count).
-METHOD = 6  # 6: whole networks report the median of all runs (was: of the quiet runs), nas.latency._timing
+METHOD = 6  # 6: whole networks report the median of all runs (was: of the quiet runs), nas.latency._timing;
+# a job's networks are all converted before the first is timed; a group timed on a host far below its
+# reference speed is timed again (nas.latency._measure.run_parts_at_speed)
 
 
 def _cpu_model() -> str:
