@@ -187,7 +187,7 @@ def run_parts_at_speed(profile: DeviceProfile, parts: Sequence[Part], url: str, 
                 run.results[i], run.canaries[i], run.loads[i] = again.results[j], canary, again.loads[j]
     for i, n in enumerate(tries):
         if n:  # the load of the timing kept, and how it came to be kept
-            run.loads[i] = {**run.loads[i], "retimed": n, "slow_canary_ms": first[i]}
+            run.loads[i] = {**run.loads[i], "retimed": n, "slow_canary_ms": first[i] or 0.0}
     return run
 
 
