@@ -95,12 +95,16 @@ class WorkerRun:
     loads: list[dict[str, float]]
     canaries: list[float | None] = field(default_factory=list)
 
+    def timed_canaries(self) -> list[float]:
+        """The canary figures of the parts that were timed (not of those that failed)."""
+        return [c for r, c in zip(self.results, self.canaries, strict=False) if c and not isinstance(r, str)]
+
     def normalised(self, url: str, profile: DeviceProfile, fp: str) -> list[tuple[LatencyStats | str, float]]:
         """Each result at the reference host speed (``_canary``), with the factor applied; a database's
         first run sets the reference to the median of its groups' canaries."""
         out: list[tuple[LatencyStats | str, float]] = []
         canaries = self.canaries or [None] * len(self.results)
-        timed = [c for r, c in zip(self.results, canaries, strict=True) if c and not isinstance(r, str)]
+        timed = self.timed_canaries()
         candidate = statistics.median(timed) if timed else None
         for result, canary_ms in zip(self.results, canaries, strict=True):
             factor = 1.0 if isinstance(result, str) else speed_factor(url, profile.name, fp, canary_ms, candidate)
@@ -162,7 +166,7 @@ def run_parts_at_speed(profile: DeviceProfile, parts: Sequence[Part], url: str, 
     timed then were off by up to 40% after scaling (docs/latency.md)."""
     settings = timing or profile.timing
     run = run_parts(profile, parts, timing=timing, cpus=cpus, group=group, progress=progress)
-    timed = [c for r, c in zip(run.results, run.canaries, strict=True) if c and not isinstance(r, str)]
+    timed = run.timed_canaries()
     if not timed:
         return run
     reference = _cache.stored_canary_reference(url, profile.name, fp) or statistics.median(timed)
@@ -174,10 +178,10 @@ def run_parts_at_speed(profile: DeviceProfile, parts: Sequence[Part], url: str, 
         pause = min(SLOW_HOST_PAUSE, deadline - time.monotonic())
         if not slow or pause <= 0:
             break
+        worst = max(run.canaries[i] or 0.0 for i in slow)
         log.warning("%s: %d of %d parts were timed while the host ran %.1fx slower than its reference "
                     "(canary %.2f ms against %.2f ms); timing them again in %.0f s", profile.name, len(slow),
-                    len(parts), max(run.canaries[i] or 0 for i in slow) / reference,
-                    max(run.canaries[i] or 0 for i in slow), reference, pause)
+                    len(parts), worst / reference, worst, reference, pause)
         time.sleep(pause)
         again = run_parts(profile, [parts[i] for i in slow], timing=timing, cpus=cpus, group=group)
         for j, i in enumerate(slow):
